@@ -1,0 +1,31 @@
+# Two commands do all setup on a fresh machine:
+#   make demo   create the virtual environment, install, run the demo
+#   make test   the same environment, then the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+DB     ?= demo-output/consent.db
+
+.PHONY: install demo test bench clean
+
+install: $(VENV)/.installed
+
+# dlib-bin is dlib's prebuilt wheel (seconds, instead of an 8-minute C++ build
+# of the dlib sdist that face-recognition depends on); face-recognition itself
+# is installed without its dependencies, for its reference CLI used by bench/.
+# setuptools stays below 81: face_recognition_models imports pkg_resources.
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip "setuptools<81"
+	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet --no-deps face-recognition==1.3.0
+	touch $@
+
+demo: install
+	$(BIN)/python -m matcher.demo --out demo-output
+
+test: install
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache

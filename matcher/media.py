@@ -1,0 +1,137 @@
+"""Load media: decide a file's type from its bytes and decode it into RGB arrays.
+
+Every failure is a :class:`MediaError` whose message says, in words, what is
+wrong with the file; the caller adds the file name.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+# Refuse images above this many pixels before decoding them (decompression
+# bombs): 100 megapixels is larger than any phone camera's output.
+DEFAULT_MAX_PIXELS = 100_000_000
+
+
+class MediaError(Exception):
+    """A file that cannot be used, with the reason in plain words."""
+
+
+_IMAGE_MAGIC = [
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+    (b"BM", "bmp"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+]
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif"}
+
+
+def sniff(head: bytes) -> tuple[str, str] | None:
+    """``(kind, format)`` from a file's first bytes, or None when it is no media we read."""
+    for magic, fmt in _IMAGE_MAGIC:
+        if head.startswith(magic):
+            return "image", fmt
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image", "webp"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "video", "avi"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _HEIF_BRANDS:
+            return "image", "heif"
+        return "video", "mp4"  # isom, mp41/42, qt (mov), 3gp...
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video", "matroska"  # mkv and webm
+    return None
+
+
+@dataclass
+class Frame:
+    """One decoded picture: an image, or a sampled video frame at ``time`` seconds."""
+
+    rgb: np.ndarray
+    time: float | None = None
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """RGB uint8 array of an encoded image, turned upright by its EXIF orientation."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns about (and past 2x its own limit refuses) large
+            # images; our own limit below is the one that applies.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise MediaError(
+                    f"image is {width}x{height} = {width * height:,} pixels, "
+                    f"over the limit of {max_pixels:,} (possible decompression bomb)"
+                )
+            image = ImageOps.exif_transpose(image)
+            image.load()
+    except MediaError:
+        raise
+    except UnidentifiedImageError:
+        raise MediaError("not a readable image (unknown or corrupt format)") from None
+    except Image.DecompressionBombError as exc:
+        raise MediaError(f"image too large: {exc}") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise MediaError(f"corrupt or truncated image: {exc}") from None
+    return _to_rgb(image)
+
+
+def _to_rgb(image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits instead of clipping.
+        array = np.asarray(image, dtype=np.float64)
+        peak = array.max() or 1.0
+        grey = (array * (255.0 / peak)).astype(np.uint8)
+        return np.stack([grey] * 3, axis=-1)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Transparent areas over white, not black: faces stay visible.
+        from PIL import Image
+
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return np.ascontiguousarray(np.asarray(image.convert("RGB")), dtype=np.uint8)
+
+
+def video_frames(path: str, every_seconds: float = 1.0, max_frames: int = 3600) -> Iterator[Frame]:
+    """The first frame, then one frame every ``every_seconds`` of a video file."""
+    import cv2
+
+    capture = cv2.VideoCapture(path)
+    try:
+        if not capture.isOpened():
+            raise MediaError("not a readable video (OpenCV cannot open it)")
+        fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
+        if not 0 < fps < 1000:
+            fps = 25.0  # unknown rate: assume a common one for timestamps
+        step = max(1, round(fps * every_seconds))
+        index = 0
+        yielded = 0
+        while yielded < max_frames:
+            ok = capture.grab()
+            if not ok:
+                break
+            if index % step == 0:
+                ok, bgr = capture.retrieve()
+                if ok and bgr is not None:
+                    yielded += 1
+                    yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time=round(index / fps, 3))
+            index += 1
+        if yielded == 0:
+            raise MediaError("video has no decodable frame (corrupt or unsupported codec)")
+    finally:
+        capture.release()
