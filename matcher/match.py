@@ -1,0 +1,88 @@
+"""Match faces against enrolled references: pure numpy, no I/O.
+
+A face is compared with a person through that person's nearest reference
+embedding. All distances of one image come from one matrix product, whatever
+the number of enrolled people.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Gallery:
+    """Reference embeddings of every enrolled person, grouped by person.
+
+    ``embeddings`` rows are sorted so that each person's references are
+    contiguous; ``starts[i]`` is the first row of ``person_ids[i]``.
+    """
+
+    embeddings: np.ndarray  # (M, d) float32
+    person_ids: np.ndarray  # (P,) int64
+    starts: np.ndarray  # (P,) int64
+
+    @classmethod
+    def build(cls, rows: list[tuple[int, np.ndarray]], dim: int = 128) -> "Gallery":
+        """From ``(person_id, embedding)`` pairs in any order."""
+        if not rows:
+            return cls(np.empty((0, dim), np.float32), np.empty(0, np.int64), np.empty(0, np.int64))
+        rows = sorted(rows, key=lambda row: row[0])
+        ids = np.array([row[0] for row in rows], dtype=np.int64)
+        embeddings = np.stack([row[1] for row in rows]).astype(np.float32)
+        person_ids, starts = np.unique(ids, return_index=True)
+        return cls(embeddings, person_ids, starts)
+
+    def __len__(self) -> int:
+        return len(self.person_ids)
+
+    def distances(self, faces: np.ndarray) -> np.ndarray:
+        """(k, P) Euclidean distance from each face to each person's nearest reference."""
+        faces = np.asarray(faces, dtype=np.float32).reshape(-1, self.embeddings.shape[1])
+        if len(self) == 0 or len(faces) == 0:
+            return np.empty((len(faces), len(self)), np.float32)
+        squared = (
+            np.einsum("ij,ij->i", faces, faces)[:, None]
+            + np.einsum("ij,ij->i", self.embeddings, self.embeddings)[None, :]
+            - 2.0 * faces @ self.embeddings.T
+        )
+        per_reference = np.sqrt(np.maximum(squared, 0.0))
+        return np.minimum.reduceat(per_reference, self.starts, axis=1)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    face: int  # row of the face in the image
+    person_id: int | None
+    distance: float | None  # to the assigned person, or to the nearest person if none
+
+
+def assign(distances: np.ndarray, person_ids: np.ndarray, limit: float) -> list[Assignment]:
+    """Give each face of one image at most its closest person within ``limit``.
+
+    Greedy on ascending distance, so the closest (face, person) pair wins and
+    one person is never given to two faces of the same image.
+    """
+    faces, people = distances.shape
+    nearest = distances.min(axis=1) if people else np.full(faces, np.nan)
+    chosen: dict[int, tuple[int, float]] = {}
+    if people:
+        rows, cols = np.nonzero(distances <= limit)
+        order = np.argsort(distances[rows, cols], kind="stable")
+        taken: set[int] = set()
+        for row, col in zip(rows[order], cols[order]):
+            if row in chosen or col in taken:
+                continue
+            chosen[int(row)] = (int(person_ids[col]), float(distances[row, col]))
+            taken.add(int(col))
+    result = []
+    for face in range(faces):
+        if face in chosen:
+            person_id, distance = chosen[face]
+            result.append(Assignment(face, person_id, distance))
+        else:
+            distance = None if np.isnan(nearest[face]) else float(nearest[face])
+            result.append(Assignment(face, None, distance))
+    return result

@@ -1,0 +1,265 @@
+"""The shared policy rules: one TOML file turns the facts about a matched face into a decision.
+
+Rules are an ordered list; the first whose conditions all hold decides. Every
+command reads the same file, and every decision records the rule that fired
+and a readable reason. A malformed file is refused with its line and problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ACTIONS = ("allow", "review", "remove")
+SEVERITY = {"none": 0, "allow": 1, "review": 2, "remove": 3}
+STRENGTHS = ("confident", "possible")
+
+# Conditions a rule may test, each with the check of its value in the file and
+# the test it makes against the facts.
+_BOOL_FACTS = ("consent", "self_posted", "public_figure")
+REASON_FIELDS = {"person", "distance", "match", "uploader", "context", "rule"}
+
+
+class PolicyError(ValueError):
+    """A rules file that cannot be used; the message names the file, line and problem."""
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What is known about one matched face of one media item."""
+
+    person: str
+    distance: float
+    match: str  # "confident" or "possible"
+    consent: bool = False
+    self_posted: bool = False
+    public_figure: bool = False
+    uploader: str | None = None
+    context: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str
+    rule: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    when: dict
+    action: str
+    reason: str
+    line: int
+
+    def holds(self, facts: Facts) -> bool:
+        for key, expected in self.when.items():
+            if key in _BOOL_FACTS or key == "match":
+                if getattr(facts, key) != expected:
+                    return False
+            elif key == "context_any":
+                if not facts.context & set(expected):
+                    return False
+            elif key == "uploader_in":
+                if facts.uploader not in expected:
+                    return False
+            elif key == "distance_at_most":
+                if facts.distance > expected:
+                    return False
+            elif key == "distance_above":
+                if facts.distance <= expected:
+                    return False
+        return True
+
+
+@dataclass(frozen=True)
+class Policy:
+    path: str
+    sha256: str
+    match: float
+    review: float
+    rules: tuple[Rule, ...] = field(default=())
+
+    def strength(self, distance: float) -> str | None:
+        """"confident", "possible", or None when the distance is no match at all."""
+        if distance <= self.match:
+            return "confident"
+        if distance <= self.review:
+            return "possible"
+        return None
+
+    def decide(self, facts: Facts) -> Decision:
+        for rule in self.rules:
+            if rule.holds(facts):
+                return Decision(rule.action, rule.id, _reason(rule, facts))
+        # Validation guarantees a final catch-all rule; this is only reached
+        # if the rules were built by hand without one.
+        return Decision("review", "no-rule", "no rule matched these facts; a person should look")
+
+
+def _reason(rule: Rule, facts: Facts) -> str:
+    values = {
+        "person": facts.person,
+        "distance": facts.distance,
+        "match": facts.match,
+        "uploader": facts.uploader or "unknown uploader",
+        "context": ", ".join(sorted(facts.context)) or "no context",
+        "rule": rule.id,
+    }
+    return rule.reason.format(**values)
+
+
+def default_policy_path() -> Path:
+    """The rules shipped in ``data/``: beside the package in a checkout, else in the install's share/."""
+    checkout = Path(__file__).resolve().parent.parent / "data" / "policy.toml"
+    if checkout.is_file():
+        return checkout
+    return Path(sys.prefix) / "share" / "consent-matcher" / "policy.toml"
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    path = Path(path) if path else default_policy_path()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read the rules file: {exc.strerror or exc}") from None
+    return parse_policy(raw, str(path))
+
+
+def parse_policy(raw: bytes, path: str = "<rules>") -> Policy:
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message ends with "(at line N, column M)".
+        found = re.search(r"at line (\d+)", str(exc))
+        line = found.group(1) if found else "?"
+        raise PolicyError(f"{path}:{line}: invalid TOML: {exc}") from None
+    return _validate(data, text.splitlines(), path, hashlib.sha256(raw).hexdigest())
+
+
+def _validate(data: dict, lines: list[str], path: str, digest: str) -> Policy:
+    def fail(line: int | None, problem: str) -> PolicyError:
+        return PolicyError(f"{path}:{line or '?'}: {problem}")
+
+    def line_of(pattern: str, start: int = 0, end: int | None = None) -> int | None:
+        for number in range(start, len(lines) if end is None else end):
+            if re.search(pattern, lines[number]):
+                return number + 1
+        return None
+
+    unknown = set(data) - {"version", "thresholds", "rules"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise fail(line_of(rf"^\s*\[?\s*{re.escape(key)}\b"), f"unknown top-level key {key!r}")
+
+    thresholds = data.get("thresholds")
+    if not isinstance(thresholds, dict):
+        raise fail(None, "missing [thresholds] table with 'match' and 'review'")
+    values = {}
+    for key in ("match", "review"):
+        value = thresholds.get(key)
+        line = line_of(rf"^\s*{key}\s*=")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise fail(line, f"thresholds.{key} must be a number (a face distance)")
+        if not 0.0 < value < 2.0:
+            raise fail(line, f"thresholds.{key} = {value} is outside 0..2, the range of face distances")
+        values[key] = float(value)
+    if values["match"] > values["review"]:
+        raise fail(line_of(r"^\s*match\s*="), "thresholds.match must not be above thresholds.review")
+
+    rule_tables = data.get("rules")
+    if not isinstance(rule_tables, list) or not rule_tables:
+        raise fail(None, "no [[rules]]: the file must list at least one rule")
+    headers = [n for n, text in enumerate(lines) if re.match(r"^\s*\[\[\s*rules\s*\]\]", text)]
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for index, table in enumerate(rule_tables):
+        start = headers[index] if index < len(headers) else 0
+        end = headers[index + 1] if index + 1 < len(headers) else len(lines)
+        header_line = start + 1 if index < len(headers) else None
+
+        def key_line(key: str) -> int | None:
+            return line_of(rf"\b{re.escape(key)}\s*=", start, end) or header_line
+
+        unknown = set(table) - {"id", "when", "action", "reason"}
+        if unknown:
+            key = sorted(unknown)[0]
+            raise fail(key_line(key), f"rule {index + 1}: unknown key {key!r} (expected id, when, action, reason)")
+        rule_id = table.get("id")
+        if not isinstance(rule_id, str) or not rule_id:
+            raise fail(key_line("id") if "id" in table else header_line, f"rule {index + 1}: needs an 'id' string")
+        if rule_id in seen:
+            raise fail(key_line("id"), f"rule id {rule_id!r} is used twice")
+        seen.add(rule_id)
+        action = table.get("action")
+        if action not in ACTIONS:
+            raise fail(key_line("action"), f"rule {rule_id!r}: action must be one of {', '.join(ACTIONS)}, not {action!r}")
+        reason = table.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            raise fail(key_line("reason") if "reason" in table else header_line, f"rule {rule_id!r}: needs a 'reason' string")
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(reason) if name is not None}
+        except ValueError as exc:
+            raise fail(key_line("reason"), f"rule {rule_id!r}: bad reason template: {exc}") from None
+        if names - REASON_FIELDS:
+            bad = sorted(names - REASON_FIELDS)[0]
+            raise fail(
+                key_line("reason"),
+                f"rule {rule_id!r}: reason uses {{{bad}}}; known fields: {', '.join(sorted(REASON_FIELDS))}",
+            )
+        when = table.get("when", {})
+        if not isinstance(when, dict):
+            raise fail(key_line("when"), f"rule {rule_id!r}: 'when' must be a table of conditions")
+        for key, value in when.items():
+            problem = _condition_problem(key, value)
+            if problem:
+                raise fail(key_line(key), f"rule {rule_id!r}: {problem}")
+        if action == "remove" and when.get("match") != "confident":
+            # Uncertain matches go to a person, never straight to removal.
+            raise fail(
+                key_line("action"),
+                f"rule {rule_id!r}: a remove rule must require match = \"confident\"",
+            )
+        rules.append(Rule(rule_id, dict(when), action, reason, header_line or 0))
+
+    if not _covers_every_match(rules):
+        raise fail(
+            rules[-1].line,
+            "no rule applies to some matched faces: end the list with rules covering "
+            "match = \"confident\" and match = \"possible\" (or one without conditions)",
+        )
+    return Policy(path, digest, values["match"], values["review"], tuple(rules))
+
+
+def _condition_problem(key: str, value) -> str | None:
+    if key in _BOOL_FACTS:
+        return None if isinstance(value, bool) else f"{key} must be true or false"
+    if key == "match":
+        return None if value in STRENGTHS else f"match must be one of {', '.join(STRENGTHS)}"
+    if key in ("context_any", "uploader_in"):
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return None
+        return f"{key} must be a non-empty list of strings"
+    if key in ("distance_at_most", "distance_above"):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return None
+        return f"{key} must be a number"
+    known = sorted((*_BOOL_FACTS, "match", "context_any", "uploader_in", "distance_at_most", "distance_above"))
+    return f"unknown condition {key!r}; known: {', '.join(known)}"
+
+
+def _covers_every_match(rules: list[Rule]) -> bool:
+    """True when, for each match strength, some rule holds whatever the other facts."""
+    for strength in STRENGTHS:
+        if not any(all(k == "match" and v == strength for k, v in r.when.items()) for r in rules):
+            return False
+    return True
