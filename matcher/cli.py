@@ -1,0 +1,313 @@
+"""The consent-matcher command line: a thin layer over the library."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import date
+
+import click
+
+from matcher.decide import Decider, refresh_if_rules_changed
+from matcher.engine import DlibEngine, ModelsMissing, process_engine
+from matcher.enroll import EnrollError, check_same_person, read_references
+from matcher.manifest import ManifestError, load_manifest
+from matcher.policy import PolicyError, load_policy
+from matcher.report import media_reports, write_csv, write_json, write_text
+from matcher.scan import ScanSummary, iter_files, scan as run_scan
+from matcher.store import Store, StoreError
+
+ENGINE = DlibEngine.name
+
+
+class App:
+    def __init__(self, db_path: str, policy):
+        self.db_path = db_path
+        self.policy = policy
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            try:
+                self._store = Store(self.db_path)
+            except (StoreError, OSError) as exc:
+                raise click.ClickException(str(exc)) from None
+            if refresh_if_rules_changed(self._store, self.policy, ENGINE):
+                click.echo(f"rules {self.policy.path} in force: decisions re-made from stored facts", err=True)
+        return self._store
+
+
+pass_app = click.make_pass_decorator(App)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+def emit(data, as_json: bool, text: str) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else text)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="consent-matcher")
+@click.option(
+    "--db",
+    "db_path",
+    envvar="CONSENT_MATCHER_DB",
+    default="consent.db",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The database file (env CONSENT_MATCHER_DB). Created readable by its owner only.",
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(dir_okay=False),
+    help="The policy rules file (default: data/policy.toml shipped with consent-matcher).",
+)
+@click.pass_context
+def main(ctx: click.Context, db_path: str, policy_path: str | None) -> None:
+    """Honour people's wish not to have their photos shared without consent.
+
+    Enroll people who opt out, scan folders of media for their faces, and
+    decide allow / review / remove by the shared policy rules.
+    """
+    try:
+        policy = load_policy(policy_path)
+    except PolicyError as exc:
+        raise click.ClickException(f"refusing the policy rules: {exc}") from None
+    ctx.obj = App(db_path, policy)
+
+
+@main.command()
+@click.argument("name")
+@click.argument("photos", nargs=-1, required=True, type=click.Path())
+@click.option("--public-figure/--private-person", default=None, help="Whether the person is a public figure.")
+@click.option("--account", "accounts", multiple=True, help="The person's own uploader ID (repeatable): media they post themselves is allowed.")
+@json_option
+@pass_app
+def enroll(app: App, name: str, photos: tuple[str, ...], public_figure, accounts, as_json: bool) -> None:
+    """Register NAME, who opts out, from reference PHOTOS (one face each).
+
+    Only face embeddings are stored, never the photos. Enrolling an existing
+    name adds references. Faces already stored from earlier scans are matched
+    against the new references at once.
+    """
+    name = name.strip()
+    if not name:
+        raise click.BadParameter("the name must not be empty", param_hint="NAME")
+    try:
+        references = read_references(list(photos), process_engine())
+        existing = app.store.person(name)
+        known = app.store.person_references(existing.id) if existing else []
+        check_same_person(references, known, app.policy.review)
+    except EnrollError as exc:
+        raise click.ClickException("enrollment refused, nothing stored:\n  " + "\n  ".join(exc.problems)) from None
+    except ModelsMissing as exc:
+        raise click.ClickException(str(exc)) from None
+    person, added = app.store.add_person_references(
+        name, ENGINE, [(ref.sha256, ref.embedding) for ref in references], public_figure, list(accounts)
+    )
+    Decider(app.store, app.policy, ENGINE).update()
+    matched = app.store.db.execute("SELECT count(*) FROM matches WHERE person_id = ?", [person.id]).fetchone()[0]
+    emit(
+        {"person": person.name, "references": person.references, "added": added,
+         "public_figure": person.public_figure, "stored_faces_matched": matched},
+        as_json,
+        f"enrolled {person.name}: {added} new reference(s), {person.references} in all"
+        f"{' (public figure)' if person.public_figure else ''}; "
+        f"{matched} face(s) already scanned match them",
+    )
+
+
+@main.command()
+@json_option
+@pass_app
+def people(app: App, as_json: bool) -> None:
+    """List enrolled people and their number of references."""
+    everyone = app.store.people()
+    lines = [f"{p.name}\t{p.references} reference(s)" + ("\tpublic figure" if p.public_figure else "") for p in everyone]
+    emit(
+        [{"name": p.name, "references": p.references, "public_figure": p.public_figure, "accounts": p.accounts}
+         for p in everyone],
+        as_json,
+        "\n".join(lines) or "nobody enrolled",
+    )
+
+
+@main.group()
+def consent() -> None:
+    """Record, revoke and list consents of enrolled people."""
+
+
+def _file_sha256(path: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise click.ClickException(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    return digest.hexdigest()
+
+
+def _person_or_fail(app: App, name: str):
+    person = app.store.person(name)
+    if person is None:
+        raise click.ClickException(f"nobody named {name!r} is enrolled (see: consent-matcher people)")
+    return person
+
+
+@consent.command("grant")
+@click.argument("name")
+@click.option("--media", "media", type=click.Path(dir_okay=False), help="One media item (by content: copies are covered too).")
+@click.option("--uploader", help="All media posted by this uploader.")
+@click.option("--until", "until", type=click.DateTime(["%Y-%m-%d"]), help="Up to and including this date (YYYY-MM-DD).")
+@json_option
+@pass_app
+def consent_grant(app: App, name: str, media, uploader, until, as_json: bool) -> None:
+    """Record that NAME consents to a media item, an uploader, until a date, or a combination."""
+    if not (media or uploader or until):
+        raise click.UsageError("say what the consent covers: --media, --uploader and/or --until")
+    person = _person_or_fail(app, name)
+    sha256 = _file_sha256(media) if media else None
+    until_text = until.date().isoformat() if until else None
+    consent_id = app.store.add_consent(person.id, sha256, uploader, until_text)
+    Decider(app.store, app.policy, ENGINE).redecide()
+    scope = ", ".join(
+        part for part in (f"media {sha256[:12]}…" if sha256 else "", f"uploader {uploader}" if uploader else "",
+                          f"until {until_text}" if until_text else "") if part
+    )
+    emit({"id": consent_id, "person": person.name, "media_sha256": sha256, "uploader": uploader, "until": until_text},
+         as_json, f"consent {consent_id} recorded for {person.name}: {scope}")
+
+
+@consent.command("revoke")
+@click.argument("consent_id", type=int)
+@json_option
+@pass_app
+def consent_revoke(app: App, consent_id: int, as_json: bool) -> None:
+    """End consent CONSENT_ID (see: consent list NAME)."""
+    if not app.store.revoke_consent(consent_id):
+        raise click.ClickException(f"no active consent with id {consent_id}")
+    Decider(app.store, app.policy, ENGINE).redecide()
+    emit({"id": consent_id, "revoked": True}, as_json, f"consent {consent_id} revoked")
+
+
+@consent.command("list")
+@click.argument("name")
+@json_option
+@pass_app
+def consent_list(app: App, name: str, as_json: bool) -> None:
+    """Show NAME's consents with their status (active, expired, revoked)."""
+    person = _person_or_fail(app, name)
+    today = date.today().isoformat()
+    rows = []
+    for row in app.store.consents_of(person.id):
+        status = "revoked" if row["revoked_at"] else "expired" if row["until"] and row["until"] < today else "active"
+        rows.append({**row, "status": status})
+    lines = [
+        f"{r['id']}\t{r['status']}\tmedia={r['media_sha256'] or '*'}\tuploader={r['uploader'] or '*'}\t"
+        f"until={r['until'] or '-'}\tgranted {r['granted_at']}"
+        for r in rows
+    ]
+    emit(rows, as_json, "\n".join(lines) or f"{person.name} has no consent on record")
+
+
+class Progress:
+    """Progress on stderr: a live line on a terminal, a plain line every few seconds otherwise."""
+
+    def __init__(self, total: int | None, quiet: bool):
+        self.total = total
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, summary: ScanSummary, path: str, error: str | None) -> None:
+        if error:
+            click.echo(("\r\033[K" if self.tty else "") + f"error: {path}: {error}", err=True)
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if now - self.last < (0.2 if self.tty else 5.0):
+            return
+        self.last = now
+        done = summary.files
+        rate = done / max(now - self.started, 1e-9)
+        total = f"/{self.total}" if self.total else ""
+        left = ""
+        if self.total and rate > 0:
+            left = f", {int((self.total - done) / rate)}s left"
+        line = f"{done}{total} files, {summary.faces} faces, {summary.errors} errors, {rate:.1f} files/s{left}"
+        click.echo(("\r\033[K" + line) if self.tty else line, err=True, nl=not self.tty)
+
+    def close(self) -> None:
+        if self.tty and not self.quiet:
+            click.echo("\r\033[K", err=True, nl=False)
+
+
+@main.command()
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--manifest", type=click.Path(exists=True, dir_okay=False), help="Upload metadata: CSV or JSON Lines with path, uploader, context.")
+@click.option("--workers", type=click.IntRange(1), default=os.cpu_count() or 1, show_default=True, help="Processes detecting faces.")
+@click.option("--profile", is_flag=True, help="Also print the time spent in each stage.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines (errors are still printed).")
+@json_option
+@pass_app
+def scan(app: App, folders, manifest, workers: int, profile: bool, quiet: bool, as_json: bool) -> None:
+    """Scan FOLDERS recursively for faces of enrolled people and decide on each file.
+
+    Files already scanned and unchanged are skipped, so an interrupted scan
+    resumes where it stopped when run again.
+    """
+    try:
+        entries = load_manifest(manifest) if manifest else None
+    except ManifestError as exc:
+        raise click.ClickException(str(exc)) from None
+    total = sum(1 for _ in iter_files(folders)) if sys.stderr.isatty() and not quiet else None
+    progress = Progress(total, quiet)
+    try:
+        summary = run_scan(app.store, app.policy, list(folders), entries, workers=workers, on_file=progress)
+    except ModelsMissing as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        progress.close()
+    result = summary.as_dict()
+    if not profile:
+        result.pop("seconds")
+    d = result["decisions"]
+    text = [
+        f"{summary.files} files: {summary.scanned} scanned, {summary.copies} copies of scanned media, "
+        f"{summary.unchanged} unchanged since the last scan, {summary.errors} errors",
+        f"{summary.faces} new faces found; {summary.matched_faces} matched enrolled people",
+        f"decisions: {d['remove']} remove, {d['review']} review, {d['allow']} allow, {d['none']} none",
+    ]
+    if summary.unmatched_manifest_paths:
+        text.append(f"{summary.unmatched_manifest_paths} manifest entries name files not found in the scanned folders")
+    if profile:
+        busy = sum(summary.seconds.values()) or 1.0
+        text.append(f"time by stage (seconds, summed over workers; {summary.elapsed:.1f}s elapsed):")
+        text += [f"  {stage:20} {sec:8.2f}  {100 * sec / busy:5.1f} %" for stage, sec in summary.seconds.most_common()]
+    if summary.interrupted:
+        text.append("interrupted: run the same scan again to finish the remaining files")
+    emit(result, as_json, "\n".join(text))
+    if summary.interrupted:
+        sys.exit(130)
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True)
+@click.option("--decision", type=click.Choice(["remove", "review", "allow", "none"]), help="Only media with this decision.")
+@click.option("-o", "--output", type=click.File("w", encoding="utf-8", lazy=True), default="-", help="Write to this file.")
+@json_option
+@pass_app
+def report(app: App, fmt: str, decision: str | None, output, as_json: bool) -> None:
+    """Report every scanned file: its faces, who they match, and the decisions with their rule and reason."""
+    if as_json:
+        fmt = "json"
+    writer = {"text": write_text, "json": write_json, "csv": write_csv}[fmt]
+    count = writer(media_reports(app.store, decision), output)
+    if output.name not in ("-", "<stdout>"):
+        click.echo(f"wrote {count} media entries to {output.name}", err=True)

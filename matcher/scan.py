@@ -1,0 +1,314 @@
+"""Scan folders of media: load -> detect -> embed in workers; match -> decide -> record in one writer.
+
+Workers sit behind the standard :class:`concurrent.futures.Executor`
+interface, so any executor (a local process pool, this module's inline one,
+or a distributed one) runs the same code path. Files are streamed from the
+folder walk with a bounded number in flight, so memory stays flat however
+large the folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+from collections import Counter, deque
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from matcher.decide import Decider, refresh_if_rules_changed
+from matcher.engine import Box, DlibEngine, process_engine
+from matcher.media import DEFAULT_MAX_PIXELS, Frame, MediaError, decode_image, sniff, video_frames
+from matcher.policy import SEVERITY, Policy
+from matcher.store import Store
+
+# Images are decoded from memory; a file larger than this is refused unread.
+MAX_IMAGE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class ObservedFace:
+    box: Box
+    embedding: np.ndarray
+    frame_time: float | None = None
+
+
+@dataclass
+class Observation:
+    """What a worker saw in one file. ``file_error``: the file could not be read;
+    ``media_error``: it was read but is no usable media."""
+
+    path: str
+    size: int | None = None
+    mtime_ns: int | None = None
+    sha256: str | None = None
+    kind: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    engine: str = DlibEngine.name
+    faces: list[ObservedFace] = field(default_factory=list)
+    file_error: str | None = None
+    media_error: str | None = None
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def error(self) -> str | None:
+        return self.file_error or self.media_error
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    detect_max_side: int = 1600
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    video_every_seconds: float = 1.0
+
+
+def observe(path: str, options: ScanOptions = ScanOptions()) -> Observation:
+    """Read one file and find its faces. Never raises for a bad file: the reason is recorded."""
+    obs = Observation(path=path)
+    started = time.perf_counter()
+    try:
+        stat = os.stat(path)
+        obs.size, obs.mtime_ns = stat.st_size, stat.st_mtime_ns
+        if not os.path.isfile(path):
+            obs.file_error = "not a regular file"
+            return obs
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+            detected = sniff(head)
+            if detected and detected[0] == "image" and stat.st_size <= MAX_IMAGE_BYTES:
+                data = head + handle.read()
+                obs.sha256 = hashlib.sha256(data).hexdigest()
+            else:
+                data = None
+                obs.sha256 = _hash_stream(handle, head)
+    except FileNotFoundError:
+        obs.file_error = "file not found (deleted, or a broken symbolic link)"
+        return obs
+    except PermissionError:
+        obs.file_error = "permission denied: cannot read the file"
+        return obs
+    except OSError as exc:
+        obs.file_error = f"cannot read the file: {exc.strerror or exc}"
+        return obs
+    obs.seconds["read"] = time.perf_counter() - started
+
+    if obs.size == 0:
+        obs.media_error = "empty file (0 bytes)"
+        return obs
+    if detected is None:
+        obs.media_error = "not an image or video (its first bytes match no supported format)"
+        return obs
+    obs.kind, obs.format = detected
+    if obs.kind == "image" and data is None:
+        obs.media_error = f"image file of {obs.size:,} bytes is over the limit of {MAX_IMAGE_BYTES:,}"
+        return obs
+    try:
+        _find_faces(obs, data, options)
+    except MediaError as exc:
+        obs.media_error = str(exc)
+        obs.faces = []
+    return obs
+
+
+def _find_faces(obs: Observation, data: bytes | None, options: ScanOptions) -> None:
+    engine = process_engine(options.detect_max_side)
+    started = time.perf_counter()
+    if obs.kind == "image":
+        frames: Iterable[Frame] = [Frame(decode_image(data, options.max_pixels))]
+    else:
+        frames = video_frames(obs.path, options.video_every_seconds)
+    for frame in frames:
+        decoded = time.perf_counter()
+        obs.seconds["decode"] = obs.seconds.get("decode", 0.0) + decoded - started
+        obs.height, obs.width = frame.rgb.shape[:2]
+        rgb = np.ascontiguousarray(frame.rgb)
+        boxes = engine.detect(rgb)
+        detected = time.perf_counter()
+        embeddings = engine.embed(rgb, boxes)
+        started = time.perf_counter()
+        obs.seconds["detect"] = obs.seconds.get("detect", 0.0) + detected - decoded
+        obs.seconds["embed"] = obs.seconds.get("embed", 0.0) + started - detected
+        obs.faces.extend(ObservedFace(box, vector, frame.time) for box, vector in zip(boxes, embeddings))
+
+
+def _hash_stream(handle, head: bytes) -> str:
+    digest = hashlib.sha256(head)
+    for chunk in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def iter_files(folders: Iterable[str]) -> Iterator[str]:
+    """Every file below the folders, in a stable order, without following directory links
+    (so a symbolic-link loop cannot trap the walk). Hidden files are skipped."""
+    for folder in folders:
+        if os.path.isfile(folder):
+            yield os.path.abspath(folder)
+            continue
+        for root, dirs, files in os.walk(os.path.abspath(folder)):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if not name.startswith("."):
+                    yield os.path.join(root, name)
+
+
+class InlineExecutor(Executor):
+    """Runs each task at once in this process: the one-worker case of the same code path."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # delivered through the future, like a pool would
+            future.set_exception(exc)
+        return future
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C is handled by the scanning process, which stops the pool itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def make_executor(workers: int) -> Executor:
+    if workers <= 1:
+        return InlineExecutor()
+    import multiprocessing
+
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
+    )
+
+
+@dataclass
+class ScanSummary:
+    files: int = 0
+    scanned: int = 0
+    unchanged: int = 0
+    copies: int = 0
+    errors: int = 0
+    faces: int = 0
+    matched_faces: int = 0
+    decisions: Counter = field(default_factory=Counter)
+    error_files: list[tuple[str, str]] = field(default_factory=list)
+    seconds: Counter = field(default_factory=Counter)
+    elapsed: float = 0.0
+    interrupted: bool = False
+    unmatched_manifest_paths: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "files": self.files,
+            "scanned": self.scanned,
+            "unchanged": self.unchanged,
+            "copies": self.copies,
+            "errors": self.errors,
+            "faces": self.faces,
+            "matched_faces": self.matched_faces,
+            "decisions": {name: self.decisions.get(name, 0) for name in ("remove", "review", "allow", "none")},
+            "error_files": [{"path": p, "error": e} for p, e in self.error_files],
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "elapsed": round(self.elapsed, 3),
+            "interrupted": self.interrupted,
+            "manifest_paths_not_found": self.unmatched_manifest_paths,
+        }
+
+
+def scan(
+    store: Store,
+    policy: Policy,
+    folders: list[str],
+    manifest: dict[str, dict] | None = None,
+    workers: int = 1,
+    options: ScanOptions = ScanOptions(),
+    executor: Executor | None = None,
+    on_file: Callable[[ScanSummary, str, str | None], None] | None = None,
+) -> ScanSummary:
+    """Scan every file below ``folders`` and record faces, matches and decisions.
+
+    A file already recorded with the same size and modification time is not
+    read again; a file whose content was scanned under another path is linked
+    to that scan. ``on_file(summary, path, error)`` is called after each file.
+    """
+    manifest = manifest or {}
+    summary = ScanSummary()
+    started = time.perf_counter()
+    refresh_if_rules_changed(store, policy, DlibEngine.name)
+    decider = Decider(store, policy, DlibEngine.name)
+    own_executor = executor is None
+    executor = executor or make_executor(workers)
+    in_flight: deque[Future] = deque()
+    limit = max(2, 4 * max(1, workers))
+    seen_manifest = 0
+
+    def finish(observation: Observation) -> None:
+        _record(store, decider, observation, manifest.get(observation.path), summary)
+        if on_file:
+            on_file(summary, observation.path, observation.error)
+
+    try:
+        for path in iter_files(folders):
+            summary.files += 1
+            seen_manifest += path in manifest
+            try:
+                stat = os.stat(path)
+                unchanged = store.file_unchanged(path, stat.st_size, stat.st_mtime_ns)
+            except OSError:
+                unchanged = False  # the worker reports why
+            if unchanged:
+                summary.unchanged += 1
+                if path in manifest and store.update_file_metadata(path, manifest[path]):
+                    decider.redecide([store.db["files"].get(path)["sha256"]])
+                _count_decision(store, path, summary)
+                if on_file:
+                    on_file(summary, path, None)
+                continue
+            in_flight.append(executor.submit(observe, path, options))
+            while len(in_flight) >= limit or (in_flight and in_flight[0].done()):
+                finish(in_flight.popleft().result())
+        while in_flight:
+            finish(in_flight.popleft().result())
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        for future in in_flight:
+            future.cancel()
+    finally:
+        if own_executor:
+            executor.shutdown(wait=not summary.interrupted, cancel_futures=True)
+    summary.unmatched_manifest_paths = max(0, len(manifest) - seen_manifest)
+    summary.elapsed = time.perf_counter() - started
+    return summary
+
+
+def _record(store: Store, decider: Decider, obs: Observation, metadata: dict | None, summary: ScanSummary) -> None:
+    copy = obs.sha256 is not None and store.has_media(obs.sha256)
+    write_started = time.perf_counter()
+    store.record(obs, metadata)
+    if copy:
+        decider.redecide([obs.sha256])  # its faces are matched already
+    elif obs.sha256 is not None:
+        decider.update([obs.sha256])
+    summary.seconds["match+decide+write"] += time.perf_counter() - write_started
+    for stage, seconds in obs.seconds.items():
+        summary.seconds[stage] += seconds
+    if copy:
+        summary.copies += 1
+    else:
+        summary.scanned += 1
+        summary.faces += len(obs.faces)
+    if obs.error:
+        summary.errors += 1
+        summary.error_files.append((obs.path, obs.error))
+    _count_decision(store, obs.path, summary)
+
+
+def _count_decision(store: Store, path: str, summary: ScanSummary) -> None:
+    rows = list(store.db.query("SELECT action FROM decisions WHERE path = ?", [path]))
+    summary.matched_faces += len(rows)
+    worst = max((row["action"] for row in rows), key=SEVERITY.__getitem__, default="none")
+    summary.decisions[worst] += 1
