@@ -113,7 +113,8 @@ def write_text(entries: Iterator[dict], out: IO[str]) -> int:
     count = 0
     for entry in entries:
         count += 1
-        out.write(f"{entry['decision'].upper():7} {entry['path']}\n")
+        label = "ERROR" if entry["status"] == "error" else entry["decision"].upper()
+        out.write(f"{label:7} {entry['path']}\n")
         if entry["error"]:
             out.write(f"        error: {entry['error']}\n")
         for face in entry["faces"]:

@@ -1,0 +1,214 @@
+"""End to end on real faces with the real models: photos shipped in scikit-image and matplotlib."""
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from PIL import Image
+
+EXPECTED = {
+    "astronaut-portrait.jpg": "remove",
+    "astronaut-and-hopper.jpg": "remove",
+    "astronaut-mirrored.jpg": "allow",
+    "astronaut-press-photo.jpg": "review",
+    "grace-hopper.jpg": "none",
+}
+
+
+def test_enroll_consent_scan_report(cli, demo_folder):
+    enrolled = cli.json("enroll", "Eileen Collins", demo_folder["reference"])
+    assert enrolled["added"] == 1
+    cli("consent", "grant", "Eileen Collins", "--media", demo_folder["mirrored"])
+    summary = cli.json("scan", "--manifest", demo_folder["manifest"], demo_folder["media"])
+    assert summary["files"] == 6 and summary["errors"] == 1
+    assert summary["decisions"] == {"remove": 2, "review": 1, "allow": 1, "none": 2}
+
+    report = cli.report()
+    assert {name: report[name]["decision"] for name in EXPECTED} == EXPECTED
+    pair = report["astronaut-and-hopper.jpg"]
+    assert pair["kind"] == "image" and pair["status"] == "ok" and pair["error"] is None
+    assert len(pair["sha256"]) == 64
+    by_person = {face["person"]: face for face in pair["faces"]}
+    eileen, unknown = by_person["Eileen Collins"], by_person[None]
+    assert eileen["decision"] == "remove" and eileen["rule"] == "no-consent" and eileen["distance"] < 0.55
+    assert "Eileen Collins" in eileen["reason"]
+    left, right = eileen["box"][3], unknown["box"][3]
+    assert left < right  # the astronaut is on the left of the composition, Grace Hopper on the right
+    assert unknown["decision"] == "none" and unknown["rule"] is None
+    broken = report["broken-upload.jpg"]
+    assert broken["status"] == "error" and "truncated" in broken["error"]
+
+    # Filters and the other formats.
+    assert set(cli.report("--decision", "remove")) == {"astronaut-portrait.jpg", "astronaut-and-hopper.jpg"}
+    csv_text = cli("report", "--format", "csv").stdout
+    assert csv_text.splitlines()[0].startswith("path,sha256,kind,status,error,media_decision")
+    assert "no-consent" in csv_text
+
+    # Revoking the consent re-decides from stored faces.
+    cli("consent", "revoke", "1")
+    assert cli.report()["astronaut-mirrored.jpg"]["decision"] == "remove"
+    assert os.stat(cli.db).st_mode & 0o077 == 0
+
+
+def test_rescan_is_incremental_and_copies_are_linked(cli, demo_folder, tmp_path):
+    cli("enroll", "Eileen Collins", demo_folder["reference"])
+    media = tmp_path / "media"
+    shutil.copytree(demo_folder["media"], media)
+    first = cli.json("scan", media)
+    shutil.copy(media / "uploads" / "astronaut-portrait.jpg", media / "copy of portrait.jpg")
+    second = cli.json("scan", media)
+    assert (second["unchanged"], second["copies"], second["scanned"]) == (first["files"], 1, 0)
+    with sqlite3.connect(cli.db) as db:
+        assert db.execute("SELECT count(*) FROM media").fetchone()[0] == first["files"]
+        faces = db.execute("SELECT count(*) FROM faces").fetchone()[0]
+    assert faces == first["faces"]
+    assert cli.report()["copy of portrait.jpg"]["decision"] == "remove"
+
+
+def test_bad_files_are_reported_and_the_scan_goes_on(cli, demo_folder, tmp_path):
+    media = tmp_path / "media"
+    media.mkdir()
+    shutil.copy(demo_folder["portrait"], media / "good.jpg")
+    (media / "empty.jpg").write_bytes(b"")
+    (media / "notes.jpg").write_text("this is text, not a photo")
+    (media / "noise.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(300))
+    unreadable = media / "locked.jpg"
+    shutil.copy(demo_folder["portrait"], unreadable)
+    unreadable.chmod(0)
+    cli("enroll", "Eileen Collins", demo_folder["reference"])
+    result = cli("scan", "--json", media)
+    errors = {os.path.basename(e["path"]): e["error"] for e in __import__("json").loads(result.stdout)["error_files"]}
+    assert errors["empty.jpg"] == "empty file (0 bytes)"
+    assert "not an image or video" in errors["notes.jpg"]
+    assert "corrupt" in errors["noise.png"] or "not a readable image" in errors["noise.png"]
+    if os.geteuid() != 0:  # root reads any file
+        assert "permission denied" in errors["locked.jpg"]
+    for name, reason in errors.items():
+        assert f"{media / name}: {reason}" in result.stderr
+    assert cli.report()["good.jpg"]["decision"] == "remove"
+
+
+def test_enrollment_refuses_unusable_photos_naming_each(cli, demo_folder, tmp_path):
+    blank = tmp_path / "wall.jpg"
+    Image.new("RGB", (300, 300), (200, 190, 180)).save(blank)
+    text = tmp_path / "photo.jpg"
+    text.write_text("not a photo")
+    result = cli("enroll", "Someone", blank, demo_folder["pair"], text, tmp_path / "missing.jpg", ok=False)
+    assert result.exit_code == 1
+    assert f"{blank}: no face found" in result.output
+    assert f"{demo_folder['pair']}: 2 faces found" in result.output
+    assert f"{text}: not an image" in result.output
+    assert f"{tmp_path / 'missing.jpg'}: cannot read the file" in result.output
+
+    second = tmp_path / "eileen-2.jpg"  # another crop of her, without the suit's patch
+    Image.open(demo_folder["portrait"]).crop((60, 0, 460, 320)).save(second)
+    result = cli("enroll", "Eileen Collins", demo_folder["reference"], second, demo_folder["hopper"], ok=False)
+    assert f"{demo_folder['hopper']}: does not look like the same person" in result.output
+    assert f"{second}:" not in result.output and f"{demo_folder['reference']}:" not in result.output
+    assert cli.json("people") == []  # nothing stored
+
+    cli("enroll", "Eileen Collins", demo_folder["reference"])
+    added = cli.json("enroll", "Eileen Collins", second, "--public-figure")
+    assert (added["added"], added["references"], added["public_figure"]) == (1, 2, True)
+    result = cli("enroll", "Eileen Collins", demo_folder["hopper"], ok=False)
+    assert f"{demo_folder['hopper']}: does not look like the same person" in result.output
+
+
+def test_engine_gives_face_recognitions_own_encodings(demo_folder):
+    """Our lazy dlib engine computes exactly what face_recognition.face_encodings does."""
+    pytest.importorskip("face_recognition", reason="face-recognition (reference CLI) not installed")
+    code = (
+        "import sys, json, face_recognition as fr\n"
+        "img = fr.load_image_file(sys.argv[1])\n"
+        "boxes = fr.face_locations(img)\n"
+        "print(json.dumps([[list(b), list(map(float, e))] for b, e in zip(boxes, fr.face_encodings(img, boxes))]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(demo_folder["pair"])], capture_output=True, text=True,
+                         check=True)
+    theirs = sorted(__import__("json").loads(out.stdout))
+    import numpy as np
+
+    from matcher.engine import DlibEngine
+    from matcher.media import decode_image
+
+    ours = sorted(([*f.box.as_list()], list(map(float, f.embedding)))
+                  for f in DlibEngine().faces(decode_image(demo_folder["pair"].read_bytes())))
+    assert [box for box, _ in ours] == [box for box, _ in theirs]
+    for (_, a), (_, b) in zip(ours, theirs):
+        assert np.linalg.norm(np.array(a) - np.array(b)) < 1e-4
+
+
+def test_a_scan_killed_mid_way_resumes_without_duplicates(demo_folder, tmp_path):
+    """kill -9 a real scan process, run it again: every file once, nothing lost."""
+    from matcher.demo import package_photos
+
+    astronaut, hopper = package_photos()
+    media = tmp_path / "media"
+    media.mkdir()
+    count = 40
+    for i in range(count):  # distinct files (different crops), so each is really scanned
+        source = astronaut if i % 2 else hopper
+        source.crop((i, i, source.width - i, source.height - i)).save(media / f"photo {i:02d}.jpg")
+    db = tmp_path / "c.db"
+    command = [sys.executable, "-m", "matcher", "--db", str(db), "scan", "--workers", "1", "--quiet", str(media)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    done = 0
+    while time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+        try:
+            with sqlite3.connect(db, timeout=5) as conn:
+                done = conn.execute("SELECT count(*) FROM files").fetchone()[0]
+        except sqlite3.OperationalError:
+            continue
+        if done >= 5:
+            break
+    assert process.poll() is None, "the scan finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert 5 <= done < count
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    with sqlite3.connect(db) as conn:
+        files = conn.execute("SELECT count(*), count(DISTINCT path), sum(status = 'ok') FROM files").fetchone()
+        media_rows = conn.execute("SELECT count(*) FROM media").fetchone()[0]
+        dup_faces = conn.execute("SELECT count(*) FROM (SELECT sha256, seq FROM faces GROUP BY 1, 2 HAVING count(*) > 1)"
+                                 ).fetchone()[0]
+        without_faces = conn.execute("SELECT count(*) FROM media m WHERE NOT EXISTS "
+                                     "(SELECT 1 FROM faces f WHERE f.sha256 = m.sha256)").fetchone()[0]
+    assert files == (count, count, count)
+    assert media_rows == count and dup_faces == 0 and without_faces == 0
+
+
+def test_formats_exif_rotation_and_video(cli, demo_folder, tmp_path):
+    """Each format, a sideways phone photo with EXIF orientation, and a video made with OpenCV."""
+    import cv2
+    import numpy as np
+
+    media = tmp_path / "media"
+    media.mkdir()
+    portrait = Image.open(demo_folder["portrait"])
+    for fmt in ("png", "gif", "bmp", "tiff", "webp"):
+        portrait.save(media / f"portrait.{fmt}")
+    portrait.convert("RGBA").save(media / "rgba.png")
+    portrait.save(media / "misnamed.txt", format="PNG")  # the type comes from the bytes
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned; viewers rotate it upright
+    portrait.rotate(90, expand=True).save(media / "sideways.jpg", exif=exif)
+    frame = cv2.cvtColor(np.asarray(portrait), cv2.COLOR_RGB2BGR)
+    writer = cv2.VideoWriter(str(media / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, frame.shape[1::-1])
+    for index in range(25):  # 2.5 s: the face for 1.5 s, then black
+        writer.write(frame if index < 15 else np.zeros_like(frame))
+    writer.release()
+    cli("enroll", "Eileen Collins", demo_folder["reference"])
+    cli("scan", media)
+    report = cli.report()
+    assert {name: entry["decision"] for name, entry in report.items()} == dict.fromkeys(report, "remove")
+    assert len(report) == 9
+    clip = report["clip.avi"]
+    assert clip["kind"] == "video"
+    assert sorted(f["frame_time"] for f in clip["faces"] if f["person"]) == [0.0, 1.0]
