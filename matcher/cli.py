@@ -14,6 +14,7 @@ from matcher.decide import Decider, refresh_if_rules_changed
 from matcher.engine import DlibEngine, ModelsMissing, process_engine
 from matcher.enroll import EnrollError, check_same_person, read_references
 from matcher.manifest import ManifestError, load_manifest
+from matcher.media import hash_stream
 from matcher.policy import PolicyError, load_policy
 from matcher.report import media_reports, write_csv, write_json, write_text
 from matcher.scan import ScanSummary, iter_files, scan as run_scan
@@ -141,16 +142,11 @@ def consent() -> None:
 
 
 def _file_sha256(path: str) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
     try:
         with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+            return hash_stream(handle)
     except OSError as exc:
         raise click.ClickException(f"{path}: cannot read the file: {exc.strerror or exc}") from None
-    return digest.hexdigest()
 
 
 def _person_or_fail(app: App, name: str):

@@ -6,6 +6,7 @@ wrong with the file; the caller adds the file name.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import warnings
 from dataclasses import dataclass
@@ -51,6 +52,14 @@ def sniff(head: bytes) -> tuple[str, str] | None:
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return "video", "matroska"  # mkv and webm
     return None
+
+
+def hash_stream(handle, head: bytes = b"") -> str:
+    """SHA-256 of ``head`` followed by the rest of an open binary file, read in 1 MiB chunks."""
+    digest = hashlib.sha256(head)
+    for chunk in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 @dataclass

@@ -22,7 +22,7 @@ import numpy as np
 
 from matcher.decide import Decider, refresh_if_rules_changed
 from matcher.engine import Box, DlibEngine, process_engine
-from matcher.media import DEFAULT_MAX_PIXELS, Frame, MediaError, decode_image, sniff, video_frames
+from matcher.media import DEFAULT_MAX_PIXELS, Frame, MediaError, decode_image, hash_stream, sniff, video_frames
 from matcher.policy import SEVERITY, Policy
 from matcher.store import Store
 
@@ -86,7 +86,7 @@ def observe(path: str, options: ScanOptions = ScanOptions()) -> Observation:
                 obs.sha256 = hashlib.sha256(data).hexdigest()
             else:
                 data = None
-                obs.sha256 = _hash_stream(handle, head)
+                obs.sha256 = hash_stream(handle, head)
     except FileNotFoundError:
         obs.file_error = "file not found (deleted, or a broken symbolic link)"
         return obs
@@ -135,13 +135,6 @@ def _find_faces(obs: Observation, data: bytes | None, options: ScanOptions) -> N
         obs.seconds["detect"] = obs.seconds.get("detect", 0.0) + detected - decoded
         obs.seconds["embed"] = obs.seconds.get("embed", 0.0) + started - detected
         obs.faces.extend(ObservedFace(box, vector, frame.time) for box, vector in zip(boxes, embeddings))
-
-
-def _hash_stream(handle, head: bytes) -> str:
-    digest = hashlib.sha256(head)
-    for chunk in iter(lambda: handle.read(1 << 20), b""):
-        digest.update(chunk)
-    return digest.hexdigest()
 
 
 def iter_files(folders: Iterable[str]) -> Iterator[str]:

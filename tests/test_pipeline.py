@@ -143,8 +143,9 @@ def test_engine_gives_face_recognitions_own_encodings(demo_folder):
         assert np.linalg.norm(np.array(a) - np.array(b)) < 1e-4
 
 
-def test_a_scan_killed_mid_way_resumes_without_duplicates(demo_folder, tmp_path):
-    """kill -9 a real scan process, run it again: every file once, nothing lost."""
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_a_scan_killed_mid_way_resumes_without_duplicates(demo_folder, tmp_path, stop):
+    """Stop a real scan process (kill -9, Ctrl-C), run it again: every file once, nothing lost."""
     from matcher.demo import package_photos
 
     astronaut, hopper = package_photos()
@@ -155,8 +156,10 @@ def test_a_scan_killed_mid_way_resumes_without_duplicates(demo_folder, tmp_path)
         source = astronaut if i % 2 else hopper
         source.crop((i, i, source.width - i, source.height - i)).save(media / f"photo {i:02d}.jpg")
     db = tmp_path / "c.db"
-    command = [sys.executable, "-m", "matcher", "--db", str(db), "scan", "--workers", "1", "--quiet", str(media)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [sys.executable, "-m", "matcher", "--db", str(db), "scan", "--workers", "2", "--quiet", str(media)]
+    # SIGINT must reach the scan as a terminal's Ctrl-C would, even when pytest runs in the background.
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     done = 0
     while time.monotonic() < deadline and process.poll() is None:
@@ -169,8 +172,8 @@ def test_a_scan_killed_mid_way_resumes_without_duplicates(demo_folder, tmp_path)
         if done >= 5:
             break
     assert process.poll() is None, "the scan finished before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.send_signal(stop)
+    assert process.wait(timeout=60) == (-signal.SIGKILL if stop == signal.SIGKILL else 130)
     assert 5 <= done < count
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     with sqlite3.connect(db) as conn:
