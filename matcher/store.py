@@ -304,9 +304,12 @@ class Store:
         metadata = metadata or {}
         context = json.dumps(sorted(metadata.get("context", [])))
         with self.db.conn:
-            if obs.sha256 is not None and not self.has_media(obs.sha256):
-                self.db.execute(
-                    "INSERT INTO media (sha256, kind, format, status, error, width, height, engine, scanned_at) "
+            # OR IGNORE: another scan may have recorded the same content meanwhile;
+            # then its faces stand and these are not added a second time.
+            cursor = None
+            if obs.sha256 is not None:
+                cursor = self.db.execute(
+                    "INSERT OR IGNORE INTO media (sha256, kind, format, status, error, width, height, engine, scanned_at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         obs.sha256,
@@ -320,6 +323,7 @@ class Store:
                         now(),
                     ],
                 )
+            if cursor is not None and cursor.rowcount == 1:
                 for seq, face in enumerate(obs.faces):
                     box = face.box
                     self.db.execute(

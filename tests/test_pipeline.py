@@ -215,3 +215,29 @@ def test_formats_exif_rotation_and_video(cli, demo_folder, tmp_path):
     clip = report["clip.avi"]
     assert clip["kind"] == "video"
     assert sorted(f["frame_time"] for f in clip["faces"] if f["person"]) == [0.0, 1.0]
+
+
+def test_two_scans_at_once_share_the_database(demo_folder, tmp_path):
+    """Two scans of the same folder at the same time: no "database is locked", no duplicate."""
+    from matcher.demo import package_photos
+
+    astronaut, hopper = package_photos()
+    media = tmp_path / "media"
+    media.mkdir()
+    for i in range(16):
+        source = astronaut if i % 2 else hopper
+        source.crop((i, i, source.width - i, source.height - i)).save(media / f"photo {i:02d}.jpg")
+    db = tmp_path / "c.db"
+    command = [sys.executable, "-m", "matcher", "--db", str(db), "scan", "--workers", "1", "--quiet", str(media)]
+    scans = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for process in scans:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        assert "locked" not in err
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*), count(DISTINCT path) FROM files").fetchone() == (16, 16)
+        assert conn.execute("SELECT count(*) FROM media").fetchone()[0] == 16
+        assert conn.execute("SELECT count(*) FROM (SELECT sha256, seq FROM faces GROUP BY 1, 2 HAVING count(*) > 1)"
+                            ).fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM media m WHERE NOT EXISTS "
+                            "(SELECT 1 FROM faces f WHERE f.sha256 = m.sha256)").fetchone()[0] == 0
