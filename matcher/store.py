@@ -378,9 +378,6 @@ class Store:
         if ids:
             yield current[0], ids, np.stack(vectors)
 
-    def files_of(self, sha256: str) -> list[dict]:
-        return list(self.db.query("SELECT * FROM files WHERE sha256 = ?", [sha256]))
-
 
 def _person(row: dict) -> Person:
     return Person(
