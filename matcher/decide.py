@@ -55,19 +55,28 @@ class Decider:
             db.conn.executemany("INSERT INTO matches (face_id, person_id, distance) VALUES (?, ?, ?)", rows)
 
     def redecide(self, sha256s: list[str] | None = None) -> None:
-        """Store a decision for every matched face of every file of ``sha256s``."""
+        """Store one decision per person seen in each file of ``sha256s`` (every file when None).
+
+        A person seen several times in one file (a video's frames, a GIF's
+        frames) gets one decision, made on their closest face there.
+        """
         today = date.today().isoformat()
         where, params = "", []
         if sha256s is not None:
             where = f"AND f.sha256 IN ({','.join('?' * len(sha256s))})"
             params = list(sha256s)
-        decisions = []
+        closest: dict[tuple[str, int], dict] = {}
         for row in self.store.db.query(
             "SELECT f.path, f.sha256, f.uploader, f.context, m.face_id, m.person_id, m.distance "
             "FROM files f JOIN faces fa ON fa.sha256 = f.sha256 JOIN matches m ON m.face_id = fa.id "
-            f"WHERE m.person_id IS NOT NULL {where}",
+            f"WHERE m.person_id IS NOT NULL {where} ORDER BY f.path",
             params,
         ):
+            key = (row["path"], row["person_id"])
+            if key not in closest or row["distance"] < closest[key]["distance"]:
+                closest[key] = row
+        decisions = []
+        for row in closest.values():
             person = self.people[row["person_id"]]
             facts = Facts(
                 person=person.name,
@@ -83,7 +92,7 @@ class Decider:
             )
             decision = self.policy.decide(facts)
             decisions.append(
-                (row["path"], row["face_id"], person.id, decision.action, decision.rule, decision.reason,
+                (row["path"], person.id, row["face_id"], decision.action, decision.rule, decision.reason,
                  self.policy.sha256, now())
             )
         db = self.store.db
@@ -98,7 +107,7 @@ class Decider:
                 )
             db.conn.executemany(
                 "INSERT OR REPLACE INTO decisions "
-                "(path, face_id, person_id, action, rule, reason, policy_sha256, decided_at) "
+                "(path, person_id, face_id, action, rule, reason, policy_sha256, decided_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 decisions,
             )

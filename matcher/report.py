@@ -23,8 +23,8 @@ def media_reports(store: Store, decision: str | None = None) -> Iterator[dict]:
         "FROM files f LEFT JOIN media m ON m.sha256 = f.sha256 ORDER BY f.path"
     )
     for row in files:
-        faces = _faces(store, row["path"], row["sha256"]) if row["sha256"] else []
-        worst = max((face["decision"] for face in faces), key=SEVERITY.__getitem__, default="none")
+        faces, matches = _faces(store, row["path"], row["sha256"]) if row["sha256"] else ([], [])
+        worst = max((match["decision"] for match in matches), key=SEVERITY.__getitem__, default="none")
         if decision is not None and worst != decision:
             continue
         error = row["file_error"] or row["media_error"]
@@ -40,18 +40,20 @@ def media_reports(store: Store, decision: str | None = None) -> Iterator[dict]:
             "uploader": row["uploader"],
             "context": json.loads(row["context"] or "[]"),
             "decision": worst,
+            "matches": matches,
             "faces": faces,
         }
 
 
-def _faces(store: Store, path: str, sha256: str) -> list[dict]:
-    faces = []
+def _faces(store: Store, path: str, sha256: str) -> tuple[list[dict], list[dict]]:
+    """The file's faces (facts, each with its person's decision) and its matches: one per person."""
+    faces, matches = [], {}
     for face in store.db.query(
         "SELECT fa.id, fa.frame_time, fa.top, fa.right, fa.bottom, fa.left, m.distance, p.name, "
-        "d.action, d.rule, d.reason FROM faces fa "
+        "d.face_id AS decided_on, d.action, d.rule, d.reason FROM faces fa "
         "LEFT JOIN matches m ON m.face_id = fa.id "
         "LEFT JOIN people p ON p.id = m.person_id "
-        "LEFT JOIN decisions d ON d.face_id = fa.id AND d.path = ? "
+        "LEFT JOIN decisions d ON d.path = ? AND d.person_id = m.person_id "
         "WHERE fa.sha256 = ? ORDER BY fa.frame_time, fa.seq",
         [path, sha256],
     ):
@@ -66,7 +68,22 @@ def _faces(store: Store, path: str, sha256: str) -> list[dict]:
         if face["frame_time"] is not None:
             entry["frame_time"] = face["frame_time"]
         faces.append(entry)
-    return faces
+        if face["action"] is None:
+            continue
+        match = matches.setdefault(
+            face["name"],
+            {"person": face["name"], "decision": face["action"], "rule": face["rule"], "reason": face["reason"],
+             "distance": None, "box": None, "faces": 0},
+        )
+        match["faces"] += 1
+        if face["frame_time"] is not None:
+            match.setdefault("frame_times", []).append(face["frame_time"])
+        if face["id"] == face["decided_on"]:
+            match["distance"], match["box"] = entry["distance"], entry["box"]
+            if face["frame_time"] is not None:
+                match["frame_time"] = face["frame_time"]
+    ordered = sorted(matches.values(), key=lambda m: (-SEVERITY[m["decision"]], m["person"]))
+    return faces, ordered
 
 
 def write_json(entries: Iterator[dict], out: IO[str]) -> int:
@@ -109,20 +126,32 @@ def write_csv(entries: Iterator[dict], out: IO[str]) -> int:
 
 
 def write_text(entries: Iterator[dict], out: IO[str]) -> int:
-    """For people: one block per file, most important first on each line."""
+    """For people: one block per file, one line per person matched, most important first."""
     count = 0
     for entry in entries:
         count += 1
         label = "ERROR" if entry["status"] == "error" else entry["decision"].upper()
-        out.write(f"{label:7} {entry['path']}\n")
+        out.write(f"{label:7} {_printable(entry['path'])}\n")
         if entry["error"]:
             out.write(f"        error: {entry['error']}\n")
-        for face in entry["faces"]:
-            at = f" at {face['frame_time']:.1f}s" if "frame_time" in face else ""
-            who = face["person"] or "unknown face"
-            distance = f" d={face['distance']:.3f}" if face["distance"] is not None else ""
-            rule = f" [{face['rule']}]" if face["rule"] else ""
-            out.write(f"        {face['decision']:6} {who}{distance} box={face['box']}{at}{rule}: {face['reason']}\n")
+        for match in entry["matches"]:
+            seen = f" box={match['box']}"
+            if "frame_times" in match:
+                times = ", ".join(f"{t:g}s" for t in match["frame_times"][:12])
+                more = f" and {len(match['frame_times']) - 12} more" if len(match["frame_times"]) > 12 else ""
+                seen = f" seen at {times}{more}"
+            out.write(
+                f"        {match['decision']:6} {match['person']} d={match['distance']:.3f}{seen} "
+                f"[{match['rule']}]: {match['reason']}\n"
+            )
+        unknown = sum(1 for face in entry["faces"] if face["person"] is None)
+        if unknown:
+            out.write(f"        {unknown} face(s) matching no enrolled person\n")
     if not count:
         out.write("no scanned media match\n")
     return count
+
+
+def _printable(path: str) -> str:
+    """A path on one line: newlines and other control characters escaped."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in path)

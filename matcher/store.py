@@ -21,7 +21,10 @@ from pathlib import Path
 import numpy as np
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+# 2: one decision per (file, person) instead of per face (a video yields one
+# decision per person seen in it). Decisions are derived data, so moving from 1
+# drops them and they are re-made from the stored faces and matches.
+SCHEMA_VERSION = 2
 
 
 def now() -> str:
@@ -157,21 +160,27 @@ class Store:
                 if_not_exists=True,
             )
             db["matches"].create_index(["person_id"], if_not_exists=True)
+            if self.get_meta("schema_version") == "1":
+                db["decisions"].drop(ignore=True)
+                db.execute("DELETE FROM meta WHERE key = 'policy_sha256'")  # forces re-deciding
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
+            # One decision per person seen in a scanned file; face_id is that
+            # person's closest face in it (the one whose distance decided).
             db["decisions"].create(
                 {
                     "path": str,
-                    "face_id": int,
                     "person_id": int,
+                    "face_id": int,
                     "action": str,
                     "rule": str,
                     "reason": str,
                     "policy_sha256": str,
                     "decided_at": str,
                 },
-                pk=("path", "face_id"),
+                pk=("path", "person_id"),
                 if_not_exists=True,
             )
-            db["decisions"].create_index(["face_id"], if_not_exists=True)
+            db["decisions"].create_index(["person_id"], if_not_exists=True)
             db.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )
