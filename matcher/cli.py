@@ -14,10 +14,10 @@ from matcher.decide import Decider, refresh_if_rules_changed
 from matcher.engine import DlibEngine, ModelsMissing, process_engine
 from matcher.enroll import EnrollError, check_same_person, read_references
 from matcher.manifest import ManifestError, load_manifest
-from matcher.media import hash_stream
+from matcher.media import DEFAULT_MAX_PIXELS, hash_stream
 from matcher.policy import PolicyError, load_policy
 from matcher.report import media_reports, write_csv, write_json, write_text
-from matcher.scan import ScanSummary, iter_files, scan as run_scan
+from matcher.scan import ScanOptions, ScanSummary, iter_files, scan as run_scan
 from matcher.store import Store, StoreError
 
 ENGINE = DlibEngine.name
@@ -248,11 +248,16 @@ class Progress:
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False), help="Upload metadata: CSV or JSON Lines with path, uploader, context.")
 @click.option("--workers", type=click.IntRange(1), default=os.cpu_count() or 1, show_default=True, help="Processes detecting faces.")
+@click.option("--video-every", "video_every", type=click.FloatRange(min=0.04), default=1.0, show_default=True,
+              help="Seconds between the video frames examined (the first frame is always examined).")
+@click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, show_default=True,
+              help="Refuse images larger than this many pixels, before decoding them (decompression bombs).")
 @click.option("--profile", is_flag=True, help="Also print the time spent in each stage.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines (errors are still printed).")
 @json_option
 @pass_app
-def scan(app: App, folders, manifest, workers: int, profile: bool, quiet: bool, as_json: bool) -> None:
+def scan(app: App, folders, manifest, workers: int, video_every: float, max_pixels: int, profile: bool, quiet: bool,
+         as_json: bool) -> None:
     """Scan FOLDERS recursively for faces of enrolled people and decide on each file.
 
     Files already scanned and unchanged are skipped, so an interrupted scan
@@ -265,7 +270,9 @@ def scan(app: App, folders, manifest, workers: int, profile: bool, quiet: bool, 
     total = sum(1 for _ in iter_files(folders)) if sys.stderr.isatty() and not quiet else None
     progress = Progress(total, quiet)
     try:
-        summary = run_scan(app.store, app.policy, list(folders), entries, workers=workers, on_file=progress)
+        options = ScanOptions(max_pixels=max_pixels, video_every_seconds=video_every)
+        summary = run_scan(app.store, app.policy, list(folders), entries, workers=workers, options=options,
+                           on_file=progress)
     except ModelsMissing as exc:
         raise click.ClickException(str(exc)) from None
     finally:

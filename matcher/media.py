@@ -6,8 +6,10 @@ wrong with the file; the caller adds the file name.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Iterator
@@ -62,41 +64,125 @@ def hash_stream(handle, head: bytes = b"") -> str:
     return digest.hexdigest()
 
 
+# Animated images (GIF, WebP, APNG): at most this many distinct frames are read.
+DEFAULT_MAX_IMAGE_FRAMES = 100
+
+
 @dataclass
 class Frame:
-    """One decoded picture: an image, or a sampled video frame at ``time`` seconds."""
+    """One decoded picture: an image, an animation frame or a sampled video frame at ``time`` seconds.
+
+    ``scale``: original pixels per pixel of ``rgb`` (above 1 when a JPEG was
+    decoded at reduced size); multiply coordinates by it to get the original's.
+    """
 
     rgb: np.ndarray
     time: float | None = None
+    scale: float = 1.0
+    original_size: tuple[int, int] | None = None  # (width, height) upright, when scale != 1
+
+
+def _open_image(data: bytes, max_pixels: int):
+    """A Pillow image, checked against the pixel limit before any pixel is decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    _register_heif()
+    with warnings.catch_warnings():
+        # Pillow warns about (and past 2x its own limit refuses) large images;
+        # our own limit below is the one that applies.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise MediaError("not a readable image (unknown or corrupt format)") from None
+        except Image.DecompressionBombError as exc:
+            raise MediaError(f"image too large: {exc}") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise MediaError(f"corrupt or truncated image: {exc}") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise MediaError(
+            f"image is {width}x{height} = {width * height:,} pixels, "
+            f"over the limit of {max_pixels:,} (possible decompression bomb)"
+        )
+    return image
+
+
+@functools.cache
+def _register_heif() -> None:
+    """Teach Pillow HEIC/HEIF (iPhone photos), once, on the first image decoded."""
+    try:
+        import pillow_heif
+    except ImportError:  # HEIF files are then reported as unreadable
+        return
+    pillow_heif.register_heif_opener()
+
+
+def _upright(image):
+    """Load the image, turned upright by its EXIF orientation."""
+    from PIL import ImageOps
+
+    try:
+        image = ImageOps.exif_transpose(image)
+        image.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise MediaError(f"corrupt or truncated image: {exc}") from None
+    return image
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """RGB uint8 array of an encoded image, turned upright by its EXIF orientation."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """RGB uint8 array of an encoded image at full size, turned upright by its EXIF orientation."""
+    return _to_rgb(_upright(_open_image(data, max_pixels)))
 
-    try:
-        with warnings.catch_warnings():
-            # Pillow warns about (and past 2x its own limit refuses) large
-            # images; our own limit below is the one that applies.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > max_pixels:
-                raise MediaError(
-                    f"image is {width}x{height} = {width * height:,} pixels, "
-                    f"over the limit of {max_pixels:,} (possible decompression bomb)"
-                )
-            image = ImageOps.exif_transpose(image)
-            image.load()
-    except MediaError:
-        raise
-    except UnidentifiedImageError:
-        raise MediaError("not a readable image (unknown or corrupt format)") from None
-    except Image.DecompressionBombError as exc:
-        raise MediaError(f"image too large: {exc}") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise MediaError(f"corrupt or truncated image: {exc}") from None
-    return _to_rgb(image)
+
+def image_frames(
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int | None = None,
+    max_frames: int = DEFAULT_MAX_IMAGE_FRAMES,
+) -> Iterator[Frame]:
+    """The frames of an encoded image: one for a still, each distinct frame of an animation.
+
+    ``min_side``: a JPEG may be decoded directly at 1/2, 1/4 or 1/8 size
+    (its DCT scaling, much cheaper than decoding in full then shrinking) as
+    long as its longest side stays at least this many pixels.
+    """
+    image = _open_image(data, max_pixels)
+    if getattr(image, "is_animated", False) and image.format in ("GIF", "WEBP", "PNG"):
+        yield from _animation_frames(image, max_frames)
+        return
+    width, height = image.size
+    longest = max(width, height)
+    if not (min_side and image.format == "JPEG" and longest > min_side):
+        yield Frame(_to_rgb(_upright(image)))
+        return
+    image.draft("RGB", (math.ceil(width * min_side / longest), math.ceil(height * min_side / longest)))
+    scale = width / image.size[0]
+    stored_width = image.size[0]
+    rgb = _to_rgb(_upright(image))
+    turned = rgb.shape[1] != stored_width  # EXIF orientation swapped the sides
+    yield Frame(rgb, scale=scale, original_size=(height, width) if turned else (width, height))
+
+
+def _animation_frames(image, max_frames: int) -> Iterator[Frame]:
+    """Each frame that differs from the one before, with its time in seconds, up to ``max_frames``."""
+    elapsed_ms, previous, yielded = 0.0, None, 0
+    for index in range(image.n_frames):
+        try:
+            image.seek(index)
+            rgb = _to_rgb(image)
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            if yielded:
+                return  # a truncated animation: keep the frames read so far
+            raise MediaError(f"corrupt or truncated image: {exc}") from None
+        digest = hashlib.blake2b(rgb.tobytes(), digest_size=16).digest()
+        if digest != previous:
+            yield Frame(rgb, time=round(elapsed_ms / 1000.0, 3))
+            yielded += 1
+            if yielded >= max_frames:
+                return
+        previous = digest
+        elapsed_ms += image.info.get("duration") or 0
 
 
 def _to_rgb(image) -> np.ndarray:
