@@ -16,7 +16,7 @@ from matcher.enroll import EnrollError, check_same_person, read_references
 from matcher.manifest import ManifestError, load_manifest
 from matcher.media import DEFAULT_MAX_PIXELS, hash_stream
 from matcher.policy import PolicyError, load_policy
-from matcher.report import media_reports, write_csv, write_json, write_text
+from matcher.report import media_reports, printable, write_csv, write_json, write_text
 from matcher.scan import ScanOptions, ScanSummary, iter_files, scan as run_scan
 from matcher.store import Store, StoreError
 
@@ -213,7 +213,12 @@ def consent_list(app: App, name: str, as_json: bool) -> None:
 
 
 class Progress:
-    """Progress on stderr: a live line on a terminal, a plain line every few seconds otherwise."""
+    """Progress on stderr: a bar redrawn in place on a terminal, a plain line every few seconds otherwise.
+
+    Errors are printed as they happen, one line each, with the file's name.
+    """
+
+    BAR_WIDTH = 24
 
     def __init__(self, total: int | None, quiet: bool):
         self.total = total
@@ -223,21 +228,26 @@ class Progress:
 
     def __call__(self, summary: ScanSummary, path: str, error: str | None) -> None:
         if error:
-            click.echo(("\r\033[K" if self.tty else "") + f"error: {path}: {error}", err=True)
+            click.echo(("\r\033[K" if self.tty else "") + f"error: {printable(path)}: {error}", err=True)
         if self.quiet:
             return
         now = time.monotonic()
         if now - self.last < (0.2 if self.tty else 5.0):
             return
         self.last = now
-        done = summary.files
-        rate = done / max(now - self.started, 1e-9)
-        total = f"/{self.total}" if self.total else ""
-        left = ""
-        if self.total and rate > 0:
-            left = f", {int((self.total - done) / rate)}s left"
-        line = f"{done}{total} files, {summary.faces} faces, {summary.errors} errors, {rate:.1f} files/s{left}"
+        line = self.line(summary, now - self.started)
         click.echo(("\r\033[K" + line) if self.tty else line, err=True, nl=not self.tty)
+
+    def line(self, summary: ScanSummary, elapsed: float) -> str:
+        done = summary.done
+        rate = done / max(elapsed, 1e-9)
+        counts = f"{summary.faces} faces, {summary.errors} errors, {rate:.1f} files/s"
+        if not self.total:
+            return f"{done} files, {counts}"
+        filled = min(self.BAR_WIDTH, round(self.BAR_WIDTH * done / self.total))
+        left = int((self.total - done) / rate) if rate > 0 else 0
+        bar = f"[{'#' * filled}{'.' * (self.BAR_WIDTH - filled)}] " if self.tty else ""
+        return f"{bar}{done}/{self.total} files, {counts}, {left // 60}:{left % 60:02d} left"
 
     def close(self) -> None:
         if self.tty and not self.quiet:
@@ -250,8 +260,8 @@ class Progress:
 @click.option("--workers", type=click.IntRange(1), default=os.cpu_count() or 1, show_default=True, help="Processes detecting faces.")
 @click.option("--video-every", "video_every", type=click.FloatRange(min=0.04), default=1.0, show_default=True,
               help="Seconds between the video frames examined (the first frame is always examined).")
-@click.option("--max-pixels", type=click.IntRange(1), default=DEFAULT_MAX_PIXELS, show_default=True,
-              help="Refuse images larger than this many pixels, before decoding them (decompression bombs).")
+@click.option("--max-pixels", type=click.IntRange(1, 178_956_970), default=DEFAULT_MAX_PIXELS, show_default=True,
+              help="Refuse images larger than this many pixels, before decoding them (decompression bombs); at most Pillow's own hard limit.")
 @click.option("--profile", is_flag=True, help="Also print the time spent in each stage.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines (errors are still printed).")
 @json_option
@@ -267,7 +277,8 @@ def scan(app: App, folders, manifest, workers: int, video_every: float, max_pixe
         entries = load_manifest(manifest) if manifest else None
     except ManifestError as exc:
         raise click.ClickException(str(exc)) from None
-    total = sum(1 for _ in iter_files(folders)) if sys.stderr.isatty() and not quiet else None
+    # Counting first (names only) gives the bar its end and the time left.
+    total = None if quiet else sum(1 for _ in iter_files(folders))
     progress = Progress(total, quiet)
     try:
         options = ScanOptions(max_pixels=max_pixels, video_every_seconds=video_every)
@@ -283,8 +294,9 @@ def scan(app: App, folders, manifest, workers: int, video_every: float, max_pixe
     d = result["decisions"]
     text = [
         f"{summary.files} files: {summary.scanned} scanned, {summary.copies} copies of scanned media, "
-        f"{summary.unchanged} unchanged since the last scan, {summary.errors} errors",
-        f"{summary.faces} new faces found; {summary.matched_faces} matched enrolled people",
+        f"{summary.unchanged} unchanged since the last scan, {summary.errors} errors"
+        + (f"; {summary.gone} recorded files no longer there, dropped" if summary.gone else ""),
+        f"{summary.faces} new faces found; {summary.matches} match(es) of enrolled people (one per person per file)",
         f"decisions: {d['remove']} remove, {d['review']} review, {d['allow']} allow, {d['none']} none",
     ]
     if summary.unmatched_manifest_paths:

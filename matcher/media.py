@@ -10,6 +10,8 @@ import functools
 import hashlib
 import io
 import math
+import os
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Iterator
@@ -96,13 +98,16 @@ def _open_image(data: bytes, max_pixels: int):
         except UnidentifiedImageError:
             raise MediaError("not a readable image (unknown or corrupt format)") from None
         except Image.DecompressionBombError as exc:
-            raise MediaError(f"image too large: {exc}") from None
+            # Pillow's own hard limit (twice its MAX_IMAGE_PIXELS), reached before ours can be checked.
+            found = re.search(r"\((\d+) pixels\)", str(exc))
+            pixels = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+            raise MediaError(f"image has {pixels}, over the limit of {max_pixels:,} (possible decompression bomb)") from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise MediaError(f"corrupt or truncated image: {exc}") from None
     width, height = image.size
     if width * height > max_pixels:
         raise MediaError(
-            f"image is {width}x{height} = {width * height:,} pixels, "
+            f"image has {width * height:,} pixels ({width}x{height}), "
             f"over the limit of {max_pixels:,} (possible decompression bomb)"
         )
     return image
@@ -206,6 +211,9 @@ def video_frames(path: str, every_seconds: float = 1.0, max_frames: int = 3600) 
     """The first frame, then one frame every ``every_seconds`` of a video file."""
     import cv2
 
+    # FFmpeg would print its own complaint about a broken file on stderr; the
+    # scan reports the file's error in words itself. (Read at first capture.)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     capture = cv2.VideoCapture(path)
     try:
         if not capture.isOpened():

@@ -131,7 +131,7 @@ def write_text(entries: Iterator[dict], out: IO[str]) -> int:
     for entry in entries:
         count += 1
         label = "ERROR" if entry["status"] == "error" else entry["decision"].upper()
-        out.write(f"{label:7} {_printable(entry['path'])}\n")
+        out.write(f"{label:7} {printable(entry['path'])}\n")
         if entry["error"]:
             out.write(f"        error: {entry['error']}\n")
         for match in entry["matches"]:
@@ -152,6 +152,6 @@ def write_text(entries: Iterator[dict], out: IO[str]) -> int:
     return count
 
 
-def _printable(path: str) -> str:
+def printable(path: str) -> str:
     """A path on one line: newlines and other control characters escaped."""
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in path)

@@ -34,7 +34,7 @@ from matcher.media import (
     video_frames,
 )
 from matcher.policy import SEVERITY, Policy
-from matcher.store import Store
+from matcher.store import Store, text_path
 
 # Images are decoded from memory; a file larger than this is refused unread.
 MAX_IMAGE_BYTES = 256 * 1024 * 1024
@@ -230,14 +230,20 @@ class ScanSummary:
     unchanged: int = 0
     copies: int = 0
     errors: int = 0
+    gone: int = 0
     faces: int = 0
-    matched_faces: int = 0
+    matches: int = 0
     decisions: Counter = field(default_factory=Counter)
     error_files: list[tuple[str, str]] = field(default_factory=list)
     seconds: Counter = field(default_factory=Counter)
     elapsed: float = 0.0
     interrupted: bool = False
     unmatched_manifest_paths: int = 0
+
+    @property
+    def done(self) -> int:
+        """Files finished so far (``files`` counts those found, some still in the workers)."""
+        return self.scanned + self.copies + self.unchanged
 
     def as_dict(self) -> dict:
         return {
@@ -246,8 +252,9 @@ class ScanSummary:
             "unchanged": self.unchanged,
             "copies": self.copies,
             "errors": self.errors,
+            "gone": self.gone,
             "faces": self.faces,
-            "matched_faces": self.matched_faces,
+            "matches": self.matches,
             "decisions": {name: self.decisions.get(name, 0) for name in ("remove", "review", "allow", "none")},
             "error_files": [{"path": p, "error": e} for p, e in self.error_files],
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
@@ -271,7 +278,8 @@ def scan(
 
     A file already recorded with the same size and modification time is not
     read again; a file whose content was scanned under another path is linked
-    to that scan. ``on_file(summary, path, error)`` is called after each file.
+    to that scan (so a moved file keeps its results). Once every file has been
+    seen, recorded files below ``folders`` that are no longer there are dropped. ``on_file(summary, path, error)`` is called after each file.
     """
     manifest = manifest or {}
     summary = ScanSummary()
@@ -284,10 +292,12 @@ def scan(
     limit = max(2, 4 * max(1, workers))
     seen_manifest = 0
 
+    scan_number = store.begin_scan()
+
     def finish(observation: Observation) -> None:
-        _record(store, decider, observation, manifest.get(observation.path), summary)
+        _record(store, decider, observation, manifest.get(observation.path), summary, scan_number)
         if on_file:
-            on_file(summary, observation.path, observation.error)
+            on_file(summary, text_path(observation.path), observation.error)
 
     try:
         for path in iter_files(folders):
@@ -300,11 +310,12 @@ def scan(
                 unchanged = False  # the worker reports why
             if unchanged:
                 summary.unchanged += 1
+                store.mark_seen(path, scan_number)
                 if path in manifest and store.update_file_metadata(path, manifest[path]):
-                    decider.redecide([store.db["files"].get(path)["sha256"]])
+                    decider.redecide([store.file_sha256(path)])
                 _count_decision(store, path, summary)
                 if on_file:
-                    on_file(summary, path, None)
+                    on_file(summary, text_path(path), None)
                 continue
             in_flight.append(executor.submit(observe, path, options))
             while len(in_flight) >= limit or (in_flight and in_flight[0].done()):
@@ -318,15 +329,19 @@ def scan(
     finally:
         if own_executor:
             executor.shutdown(wait=not summary.interrupted, cancel_futures=True)
+    if not summary.interrupted:
+        summary.gone = store.forget_unseen([os.path.abspath(folder) for folder in folders], scan_number)
     summary.unmatched_manifest_paths = max(0, len(manifest) - seen_manifest)
     summary.elapsed = time.perf_counter() - started
     return summary
 
 
-def _record(store: Store, decider: Decider, obs: Observation, metadata: dict | None, summary: ScanSummary) -> None:
+def _record(
+    store: Store, decider: Decider, obs: Observation, metadata: dict | None, summary: ScanSummary, scan_number: int
+) -> None:
     copy = obs.sha256 is not None and store.has_media(obs.sha256)
     write_started = time.perf_counter()
-    store.record(obs, metadata)
+    store.record(obs, metadata, scan_number)
     if copy:
         decider.redecide([obs.sha256])  # its faces are matched already
     elif obs.sha256 is not None:
@@ -341,12 +356,12 @@ def _record(store: Store, decider: Decider, obs: Observation, metadata: dict | N
         summary.faces += len(obs.faces)
     if obs.error:
         summary.errors += 1
-        summary.error_files.append((obs.path, obs.error))
+        summary.error_files.append((text_path(obs.path), obs.error))
     _count_decision(store, obs.path, summary)
 
 
 def _count_decision(store: Store, path: str, summary: ScanSummary) -> None:
-    rows = list(store.db.query("SELECT action FROM decisions WHERE path = ?", [path]))
-    summary.matched_faces += len(rows)
-    worst = max((row["action"] for row in rows), key=SEVERITY.__getitem__, default="none")
+    actions = store.file_actions(path)
+    summary.matches += len(actions)
+    worst = max(actions, key=SEVERITY.__getitem__, default="none")
     summary.decisions[worst] += 1

@@ -39,6 +39,19 @@ def from_blob(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype="<f4")
 
 
+def text_path(path: str) -> str:
+    """A file path as stored and reported: valid UTF-8 text.
+
+    A name that is not UTF-8 (``os.walk`` hands its bytes over as lone
+    surrogates, which SQLite and JSON refuse) keeps those bytes as ``\\xNN``.
+    """
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 class StoreError(RuntimeError):
     pass
 
@@ -130,10 +143,13 @@ class Store:
                     "uploader": str,
                     "context": str,
                     "seen_at": str,
+                    "last_scan": int,
                 },
                 pk="path",
                 if_not_exists=True,
             )
+            if "last_scan" not in db["files"].columns_dict:  # databases of version 1
+                db["files"].add_column("last_scan", int)
             db["files"].create_index(["sha256"], if_not_exists=True)
             db["faces"].create(
                 {
@@ -296,7 +312,7 @@ class Store:
             self.db.query(
                 "SELECT f.sha256, f.status, m.sha256 AS media FROM files f LEFT JOIN media m ON m.sha256 = f.sha256 "
                 "WHERE f.path = ? AND f.size = ? AND f.mtime_ns = ?",
-                [path, size, mtime_ns],
+                [text_path(path), size, mtime_ns],
             )
         )
         return bool(rows) and (rows[0]["media"] is not None or rows[0]["status"] == "error")
@@ -304,7 +320,46 @@ class Store:
     def has_media(self, sha256: str) -> bool:
         return bool(list(self.db.query("SELECT 1 FROM media WHERE sha256 = ?", [sha256])))
 
-    def record(self, observation, metadata: dict | None) -> None:
+    def begin_scan(self) -> int:
+        """A new scan number: files seen by the scan are stamped with it."""
+        with self.db.conn:
+            number = int(self.get_meta("last_scan") or 0) + 1
+            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_scan', ?)", [str(number)])
+        return number
+
+    def mark_seen(self, path: str, scan: int) -> None:
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE files SET last_scan = max(coalesce(last_scan, 0), ?) WHERE path = ?", [scan, text_path(path)]
+            )
+
+    def forget_unseen(self, roots: list[str], scan: int) -> int:
+        """Drop the files below ``roots`` that scan number ``scan`` did not see (deleted or moved away).
+
+        Media that no file shows any more are dropped with their faces: facts
+        about media no longer on the platform are not kept. Returns the number
+        of files dropped.
+        """
+        dropped = 0
+        with self.db.conn:
+            for root in roots:
+                root = text_path(root)
+                prefix = root.rstrip(os.sep) + os.sep
+                # substr, not LIKE: '%' and '_' are ordinary characters in folder names.
+                where = "(path = ? OR substr(path, 1, ?) = ?) AND (last_scan IS NULL OR last_scan < ?)"
+                params = [root, len(prefix), prefix, scan]
+                self.db.execute(f"DELETE FROM decisions WHERE path IN (SELECT path FROM files WHERE {where})", params)
+                dropped += self.db.execute(f"DELETE FROM files WHERE {where}", params).rowcount
+            if dropped:
+                orphans = "SELECT sha256 FROM media WHERE sha256 NOT IN (SELECT sha256 FROM files WHERE sha256 IS NOT NULL)"
+                self.db.execute(
+                    f"DELETE FROM matches WHERE face_id IN (SELECT id FROM faces WHERE sha256 IN ({orphans}))"
+                )
+                self.db.execute(f"DELETE FROM faces WHERE sha256 IN ({orphans})")
+                self.db.execute(f"DELETE FROM media WHERE sha256 IN ({orphans})")
+        return dropped
+
+    def record(self, observation, metadata: dict | None, scan: int | None = None) -> None:
         """Record one scanned file: its path, and the media's faces if they are new.
 
         One transaction, so an interrupted scan never leaves half a file.
@@ -341,10 +396,16 @@ class Store:
                         [obs.sha256, seq, face.frame_time, box.top, box.right, box.bottom, box.left, to_blob(face.embedding)],
                     )
             self.db.execute(
-                "INSERT OR REPLACE INTO files (path, sha256, size, mtime_ns, status, error, uploader, context, seen_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                # last_scan never goes back: a concurrent scan with a later number
+                # may have seen this file already, and must not drop it as unseen.
+                "INSERT INTO files (path, sha256, size, mtime_ns, status, error, uploader, context, seen_at, last_scan) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+                "sha256 = excluded.sha256, size = excluded.size, mtime_ns = excluded.mtime_ns, "
+                "status = excluded.status, error = excluded.error, uploader = excluded.uploader, "
+                "context = excluded.context, seen_at = excluded.seen_at, "
+                "last_scan = max(coalesce(files.last_scan, 0), coalesce(excluded.last_scan, 0))",
                 [
-                    obs.path,
+                    text_path(obs.path),
                     obs.sha256,
                     obs.size,
                     obs.mtime_ns,
@@ -353,6 +414,7 @@ class Store:
                     metadata.get("uploader"),
                     context,
                     now(),
+                    scan,
                 ],
             )
 
@@ -364,9 +426,17 @@ class Store:
             cursor = self.db.execute(
                 "UPDATE files SET uploader = ?, context = ? WHERE path = ? "
                 "AND (uploader IS NOT ? OR context IS NOT ?)",
-                [uploader, context, path, uploader, context],
+                [uploader, context, text_path(path), uploader, context],
             )
         return cursor.rowcount > 0
+
+    def file_sha256(self, path: str) -> str | None:
+        rows = list(self.db.query("SELECT sha256 FROM files WHERE path = ?", [text_path(path)]))
+        return rows[0]["sha256"] if rows else None
+
+    def file_actions(self, path: str) -> list[str]:
+        """The actions decided for the people seen in a recorded file."""
+        return [row["action"] for row in self.db.query("SELECT action FROM decisions WHERE path = ?", [text_path(path)])]
 
     def media_faces(self, sha256s: list[str] | None = None):
         """``(sha256, [face ids], embeddings array)`` for each image (each video frame) with faces."""
