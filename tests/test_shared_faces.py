@@ -60,3 +60,51 @@ def test_bbt_characters_are_found_in_group_stills(cli, shared_faces):
     for still, cast in BBT_GROUPS.items():
         found = {face["person"] for face in report[still]["faces"] if face["decision"] in ("remove", "review")}
         assert found == cast, still
+
+
+def test_lfw10_photos_in_other_formats_sideways_and_in_videos(cli, shared_faces, tmp_path):
+    """Real faces through every intake path: HEIC, PNG, EXIF-rotated JPEG, and videos per person."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    pillow_heif = pytest.importorskip("pillow_heif", reason="pillow-heif reads HEIC")
+    pillow_heif.register_heif_opener()
+    lfw = shared_faces / "lfw10"
+    enrolled = {"Ariel_Sharon": "Ariel Sharon", "Hugo_Chavez": "Hugo Chavez"}
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    photos = {p.name: [Image.open(f).convert("RGB") for f in sorted(p.glob("*.jpg"))]
+              for p in sorted(lfw.iterdir()) if p.is_dir()}
+    for person, images in photos.items():
+        if person in enrolled:
+            refs = tmp_path / "refs" / person
+            refs.mkdir(parents=True)
+            for number, image in enumerate(images[:2]):
+                image.save(refs / f"{number}.jpg")
+            cli("enroll", enrolled[person], *sorted(refs.iterdir()))
+        images[2].save(uploads / f"{person}.heic", format="HEIF")
+        images[3].save(uploads / f"{person}.png")
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        images[4].transpose(Image.Transpose.ROTATE_90).save(uploads / f"{person}-sideways.jpg", exif=exif)
+        # One second each of three other photos, 5 frames a second.
+        writer = cv2.VideoWriter(str(uploads / f"{person}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 5, (250, 250))
+        for image in images[5:8]:
+            for _ in range(5):
+                writer.write(cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR))
+        writer.release()
+    summary = cli.json("scan", uploads)
+    assert summary["errors"] == 0 and summary["files"] == 40
+
+    report = cli.report()
+    flagged = {name: entry for name, entry in report.items() if entry["decision"] != "none"}
+    assert sorted(flagged) == sorted(
+        f"{person}{suffix}" for person in enrolled for suffix in (".heic", ".png", "-sideways.jpg", ".mp4")
+    )
+    for name, entry in flagged.items():
+        [match] = entry["matches"]
+        assert (match["person"], match["decision"]) == (enrolled[name.split(".")[0].removesuffix("-sideways")],
+                                                        "remove"), name
+        if name.endswith(".mp4"):  # one match for the video, with each second she or he is seen
+            assert match["frame_times"] == [0.0, 1.0, 2.0]
