@@ -22,7 +22,7 @@ def facts(**changes):
         ({}, "remove", "no-consent"),
         ({"consent": True}, "allow", "consent"),
         ({"self_posted": True, "uploader": "ann-1"}, "allow", "self-posted"),
-        ({"public_figure": True}, "allow", "public-figure"),
+        ({"public_figure": True}, "review", "public-figure"),
         ({"context": frozenset({"news"})}, "review", "public-interest-context"),
         ({"context": frozenset({"crisis", "other"})}, "review", "public-interest-context"),
         ({"context": frozenset({"holiday"})}, "remove", "no-consent"),
