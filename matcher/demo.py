@@ -38,8 +38,8 @@ def build_demo_folder(out: Path) -> dict[str, Path]:
     media = out / "media"
     for folder in (reference.parent, media / "uploads"):
         folder.mkdir(parents=True, exist_ok=True)
-    # Reference: a head-and-shoulders crop, resized, as someone would upload.
-    astronaut.crop((100, 0, 400, 300)).resize((240, 240)).save(reference, quality=90)
+    # Reference: a head-and-shoulders crop, as someone would upload (face ~90 px wide).
+    astronaut.crop((100, 0, 400, 300)).save(reference, quality=90)
     paths = {
         "reference": reference,
         "portrait": media / "uploads" / "astronaut-portrait.jpg",

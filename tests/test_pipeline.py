@@ -96,6 +96,22 @@ def test_enrollment_refuses_unusable_photos_naming_each(cli, demo_folder, tmp_pa
     assert f"{demo_folder['hopper']}: does not look like the same person" in result.output
 
 
+def test_enrollment_quality_gate_refuses_small_or_blurred_faces(cli, demo_folder, tmp_path):
+    from PIL import ImageFilter
+
+    reference = Image.open(demo_folder["reference"])
+    small = tmp_path / "small.jpg"
+    reference.resize((reference.width // 2, reference.height // 2)).save(small)
+    blurred = tmp_path / "blurred.jpg"
+    reference.filter(ImageFilter.GaussianBlur(3)).save(blurred)
+    result = cli("enroll", "Eileen Collins", demo_folder["reference"], small, blurred, ok=False)
+    assert f"{small}: the face is too small (" in result.output and "needs at least 80" in result.output
+    assert f"{blurred}: the face is too blurred (sharpness " in result.output
+    assert f"{demo_folder['reference']}:" not in result.output
+    assert cli.json("people") == []
+    assert cli.json("enroll", "Eileen Collins", demo_folder["reference"], "--jitter", 10)["added"] == 1
+
+
 def test_engine_gives_face_recognitions_own_encodings(demo_folder):
     """Our lazy dlib engine computes exactly what face_recognition.face_encodings does."""
     pytest.importorskip("face_recognition", reason="face-recognition (reference CLI) not installed")

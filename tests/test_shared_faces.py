@@ -1,5 +1,6 @@
 """End to end on the real faces of ../shared/faces (skipped with a reason where absent)."""
 
+import json
 import os
 
 import pytest
@@ -108,3 +109,30 @@ def test_lfw10_photos_in_other_formats_sideways_and_in_videos(cli, shared_faces,
                                                         "remove"), name
         if name.endswith(".mp4"):  # one match for the video, with each second she or he is seen
             assert match["frame_times"] == [0.0, 1.0, 2.0]
+
+
+def test_calibrate_recovers_a_sensible_threshold_on_lfw10(cli, shared_faces, tmp_path):
+    from PIL import Image
+
+    plot, output = tmp_path / "cal.png", tmp_path / "cal.json"
+    result = cli.json("calibrate", shared_faces / "lfw10" / "pairs.txt", "--plot", plot, "--output", output)
+    assert json.loads(output.read_text()) == result
+    assert (result["same_pairs"], result["different_pairs"], result["photos_left_out"]) == (450, 450, {})
+    # dlib's published same-person threshold is 0.6; LFW's impostor pairs start near it.
+    assert 0.5 <= result["recommended"]["match"] <= 0.6
+    assert result["recommended"]["match"] <= result["recommended"]["review"] <= 0.7
+    assert result["recommended"]["match"] < result["different_distance"]["min"]
+    assert result["ten_fold_accuracy"] >= 0.97 and result["tar_at_far"]["1%"]["true_accept_rate"] >= 0.95
+    assert 0 < result["equal_error_rate"] < 0.03
+    with Image.open(plot) as image:
+        assert image.format == "PNG" and image.size[0] >= 1000
+
+
+def test_calibrate_on_a_folder_leaves_out_group_photos(cli, shared_faces, tmp_path):
+    result = cli.json("calibrate", shared_faces / "bbt", "--plot", tmp_path / "p.png", "--output", tmp_path / "r.json")
+    left_out = result["photos_left_out"]
+    assert sorted(os.path.basename(p) for p in left_out) == [f"bbt{i}.jpg" for i in range(1, 6)]
+    assert all("faces: which one is the labelled person is unknown" in reason for reason in left_out.values())
+    # 8 people x 5 crops: 8 x C(5,2) same-person pairs, the rest different.
+    assert (result["same_pairs"], result["different_pairs"]) == (80, 700)
+    assert result["recommended"]["match"] < result["different_distance"]["min"]
