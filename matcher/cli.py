@@ -6,11 +6,13 @@ import json
 import os
 import sys
 import time
-from datetime import date
 
 import click
 
-from matcher.decide import Decider, refresh_if_rules_changed
+from matcher import audit
+from matcher.audit import cli_actor
+from matcher import decide
+from matcher.decide import Decider, facts_sha256, refresh_stale_decisions
 from matcher.engine import DlibEngine, ModelsMissing, process_engine
 from matcher.enroll import EnrollError, check_same_person, read_references
 from matcher.manifest import ManifestError, load_manifest
@@ -36,7 +38,7 @@ class App:
                 self._store = Store(self.db_path)
             except (StoreError, OSError) as exc:
                 raise click.ClickException(str(exc)) from None
-            if refresh_if_rules_changed(self._store, self.policy, ENGINE):
+            if refresh_stale_decisions(self._store, self.policy, ENGINE):
                 click.echo(f"rules {self.policy.path} in force: decisions re-made from stored facts", err=True)
         return self._store
 
@@ -108,19 +110,98 @@ def enroll(app: App, name: str, photos: tuple[str, ...], public_figure, accounts
         raise click.ClickException("enrollment refused, nothing stored:\n  " + "\n  ".join(exc.problems)) from None
     except ModelsMissing as exc:
         raise click.ClickException(str(exc)) from None
-    person, added = app.store.add_person_references(
-        name, ENGINE, [(ref.sha256, ref.embedding) for ref in references], public_figure, list(accounts)
-    )
-    Decider(app.store, app.policy, ENGINE).update()
+    actor = cli_actor()
+    with app.store.write():
+        person, added = app.store.add_person_references(
+            name, ENGINE, [(ref.sha256, ref.embedding) for ref in references], public_figure, list(accounts)
+        )
+        audit.append(app.store, actor, "enroll", f"person:{person.id}",
+                     detail=json.dumps({"references_added": added, "public_figure": person.public_figure}))
+    if added:
+        app.store.bump_gallery_version()
+    started = time.perf_counter()
+    affected = Decider(app.store, app.policy, ENGINE, actor=actor).match_new_references(person.id)
+    seconds = time.perf_counter() - started
     matched = app.store.db.execute("SELECT count(*) FROM matches WHERE person_id = ?", [person.id]).fetchone()[0]
-    emit(
-        {"person": person.name, "references": person.references, "added": added,
-         "public_figure": person.public_figure, "stored_faces_matched": matched},
-        as_json,
+    rescan = app.store.files_needing_rescan()
+    lines = [
         f"enrolled {person.name}: {added} new reference(s), {person.references} in all"
         f"{' (public figure)' if person.public_figure else ''}; "
-        f"{matched} face(s) already scanned match them",
+        f"{matched} face(s) already scanned match them (in {len(affected)} media, checked in {seconds:.2f} s)"
+    ]
+    if rescan:
+        lines.append(
+            f"{len(rescan)} scanned file(s) kept no embeddings of unmatched faces (rules: [retention]) and were not "
+            f"checked against {person.name}: run `consent-matcher scan --rescan FOLDER` on their folders:"
+        )
+        lines += [f"  {printable(path)}" for path in rescan[:20]] + ([f"  … and {len(rescan) - 20} more"] if len(rescan) > 20 else [])
+    emit(
+        {"person": person.name, "references": person.references, "added": added,
+         "public_figure": person.public_figure, "stored_faces_matched": matched, "media_rematched": len(affected),
+         "need_rescan": rescan},
+        as_json,
+        "\n".join(lines),
     )
+
+
+@main.command("opt-in")
+@click.argument("name")
+@json_option
+@pass_app
+def opt_in(app: App, name: str, as_json: bool) -> None:
+    """Pause NAME's opt-out: their matches are allowed until `opt-out NAME` (nothing is erased)."""
+    _set_opted_out(app, name, False, as_json)
+
+
+@main.command("opt-out")
+@click.argument("name")
+@json_option
+@pass_app
+def opt_out(app: App, name: str, as_json: bool) -> None:
+    """Resume NAME's opt-out after `opt-in`: their matches are decided by the rules again."""
+    _set_opted_out(app, name, True, as_json)
+
+
+def _set_opted_out(app: App, name: str, opted_out: bool, as_json: bool) -> None:
+    person = _person_or_fail(app, name)
+    actor = cli_actor()
+    with app.store.write():
+        changed = app.store.set_opted_out(person.id, opted_out)
+        if changed:
+            audit.append(app.store, actor, "opt-out" if opted_out else "opt-in", f"person:{person.id}")
+    if changed:
+        Decider(app.store, app.policy, ENGINE, actor=actor).redecide_person(person.id)
+    state = "opted out" if opted_out else "opted in (opt-out paused)"
+    emit({"person": person.name, "opted_out": opted_out, "changed": changed}, as_json,
+         f"{person.name} is {state}" + ("" if changed else " already"))
+
+
+@main.command()
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@pass_app
+def forget(app: App, name: str, yes: bool, as_json: bool) -> None:
+    """Erase NAME: references, consents, reviews, matched faces, matches and decisions.
+
+    The database is then compacted so that none of the erased bytes remain in
+    its files. The audit trail keeps only that an erasure of person:<id> happened.
+    """
+    person = _person_or_fail(app, name)
+    if not yes and not click.confirm(f"Erase everything about {person.name}? This cannot be undone", err=True):
+        raise click.ClickException("nothing erased")
+    actor = cli_actor()
+    with app.store.write():
+        counts, affected = app.store.erase_person(person.id)
+        audit.append(app.store, actor, "erasure", f"person:{person.id}",
+                     detail=json.dumps({k: v for k, v in counts.items()}))
+    app.store.bump_gallery_version()
+    Decider(app.store, app.policy, ENGINE, actor=actor).update(affected)
+    app.store.compact()
+    emit({"erased": f"person:{person.id}", **counts}, as_json,
+         f"erased {person.name} (person:{person.id}): {counts['references']} reference(s), "
+         f"{counts['consents']} consent(s), {counts['matched_faces']} matched face(s) in {counts['media_affected']} "
+         f"media, {counts['decisions']} decision(s), {counts['reviews']} review(s); database compacted")
 
 
 @main.command()
@@ -129,10 +210,11 @@ def enroll(app: App, name: str, photos: tuple[str, ...], public_figure, accounts
 def people(app: App, as_json: bool) -> None:
     """List enrolled people and their number of references."""
     everyone = app.store.people()
-    lines = [f"{p.name}\t{p.references} reference(s)" + ("\tpublic figure" if p.public_figure else "") for p in everyone]
+    lines = [f"{p.name}\t{p.references} reference(s)" + ("\tpublic figure" if p.public_figure else "")
+             + ("" if p.opted_out else "\topt-out paused") for p in everyone]
     emit(
-        [{"name": p.name, "references": p.references, "public_figure": p.public_figure, "accounts": p.accounts}
-         for p in everyone],
+        [{"name": p.name, "references": p.references, "public_figure": p.public_figure, "accounts": p.accounts,
+          "opted_out": p.opted_out} for p in everyone],
         as_json,
         "\n".join(lines) or "nobody enrolled",
     )
@@ -172,8 +254,12 @@ def consent_grant(app: App, name: str, media, uploader, until, as_json: bool) ->
     person = _person_or_fail(app, name)
     sha256 = _file_sha256(media) if media else None
     until_text = until.date().isoformat() if until else None
-    consent_id = app.store.add_consent(person.id, sha256, uploader, until_text)
-    Decider(app.store, app.policy, ENGINE).redecide()
+    actor = cli_actor()
+    with app.store.write():
+        consent_id = app.store.add_consent(person.id, sha256, uploader, until_text)
+        audit.append(app.store, actor, "consent-grant", f"person:{person.id}", new=f"consent:{consent_id}",
+                     detail=json.dumps({"media_sha256": sha256, "uploader": uploader, "until": until_text}))
+    Decider(app.store, app.policy, ENGINE, actor=actor).redecide_person(person.id)
     scope = ", ".join(
         part for part in (f"media {sha256[:12]}…" if sha256 else "", f"uploader {uploader}" if uploader else "",
                           f"until {until_text}" if until_text else "") if part
@@ -188,9 +274,13 @@ def consent_grant(app: App, name: str, media, uploader, until, as_json: bool) ->
 @pass_app
 def consent_revoke(app: App, consent_id: int, as_json: bool) -> None:
     """End consent CONSENT_ID (see: consent list NAME)."""
-    if not app.store.revoke_consent(consent_id):
-        raise click.ClickException(f"no active consent with id {consent_id}")
-    Decider(app.store, app.policy, ENGINE).redecide()
+    actor = cli_actor()
+    with app.store.write():
+        person_id = app.store.revoke_consent(consent_id)
+        if person_id is None:
+            raise click.ClickException(f"no active consent with id {consent_id}")
+        audit.append(app.store, actor, "consent-revoke", f"person:{person_id}", old=f"consent:{consent_id}")
+    Decider(app.store, app.policy, ENGINE, actor=actor).redecide_person(person_id)
     emit({"id": consent_id, "revoked": True}, as_json, f"consent {consent_id} revoked")
 
 
@@ -201,10 +291,10 @@ def consent_revoke(app: App, consent_id: int, as_json: bool) -> None:
 def consent_list(app: App, name: str, as_json: bool) -> None:
     """Show NAME's consents with their status (active, expired, revoked)."""
     person = _person_or_fail(app, name)
-    today = date.today().isoformat()
+    day = decide.today()
     rows = []
     for row in app.store.consents_of(person.id):
-        status = "revoked" if row["revoked_at"] else "expired" if row["until"] and row["until"] < today else "active"
+        status = "revoked" if row["revoked_at"] else "expired" if row["until"] and row["until"] < day else "active"
         rows.append({**row, "status": status})
     lines = [
         f"{r['id']}\t{r['status']}\tmedia={r['media_sha256'] or '*'}\tuploader={r['uploader'] or '*'}\t"
@@ -264,12 +354,15 @@ class Progress:
               help="Seconds between the video frames examined (the first frame is always examined).")
 @click.option("--max-pixels", type=click.IntRange(1, 178_956_970), default=DEFAULT_MAX_PIXELS, show_default=True,
               help="Refuse images larger than this many pixels, before decoding them (decompression bombs); at most Pillow's own hard limit.")
+@click.option("--rescan", is_flag=True,
+              help="Also read again the files that kept no embeddings of unmatched faces ([retention] in the rules) "
+                   "and were not checked against the latest enrollment.")
 @click.option("--profile", is_flag=True, help="Also print the time spent in each stage.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines (errors are still printed).")
 @json_option
 @pass_app
-def scan(app: App, folders, manifest, workers: int, video_every: float, max_pixels: int, profile: bool, quiet: bool,
-         as_json: bool) -> None:
+def scan(app: App, folders, manifest, workers: int, video_every: float, max_pixels: int, rescan: bool, profile: bool,
+         quiet: bool, as_json: bool) -> None:
     """Scan FOLDERS recursively for faces of enrolled people and decide on each file.
 
     Files already scanned and unchanged are skipped, so an interrupted scan
@@ -285,7 +378,7 @@ def scan(app: App, folders, manifest, workers: int, video_every: float, max_pixe
     try:
         options = ScanOptions(max_pixels=max_pixels, video_every_seconds=video_every)
         summary = run_scan(app.store, app.policy, list(folders), entries, workers=workers, options=options,
-                           on_file=progress)
+                           on_file=progress, rescan=rescan)
     except ModelsMissing as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -301,6 +394,9 @@ def scan(app: App, folders, manifest, workers: int, video_every: float, max_pixe
         f"{summary.faces} new faces found; {summary.matches} match(es) of enrolled people (one per person per file)",
         f"decisions: {d['remove']} remove, {d['review']} review, {d['allow']} allow, {d['none']} none",
     ]
+    for name in summary.floods:
+        text.append(f"flood guard: {name} matched more than {app.policy.flood_limit} media in this scan; "
+                    "those matches go to review")
     if summary.unmatched_manifest_paths:
         text.append(f"{summary.unmatched_manifest_paths} manifest entries name files not found in the scanned folders")
     if profile:
@@ -396,3 +492,119 @@ def calibrate(app: App, labelled: str, plot_path: str, output_path: str, jitter:
         f"wrote {output_path}" + (f" and {plot_path}" if data["plot"] else ""),
     ]
     emit(data, as_json, "\n".join(lines))
+
+
+@main.group()
+def review() -> None:
+    """The review queue: items (a person seen in a file) waiting for a person's decision."""
+
+
+@review.command("list")
+@click.option("--person", "name", help="Only items of this enrolled person.")
+@json_option
+@pass_app
+def review_list(app: App, name: str | None, as_json: bool) -> None:
+    """Show pending items with their face box, distance, rule and reason."""
+    person = _person_or_fail(app, name) if name else None
+    items = pending_reviews(app.store, person.id if person else None)
+    lines = []
+    for item in items:
+        seen = f" at {', '.join(f'{t:g}s' for t in item['frame_times'])}" if item["frame_times"] else ""
+        lines.append(f"{item['id']}  {printable(item['path'])}\n    {item['person']} d={item['distance']:.3f} "
+                     f"box={item['box']}{seen} [{item['rule']}]: {item['reason']}")
+    emit(items, as_json, "\n".join(lines) or "nothing waiting for review")
+
+
+@review.command("decide")
+@click.argument("item")
+@click.option("--remove", "verdict", flag_value="remove", help="The media must be removed.")
+@click.option("--keep", "verdict", flag_value="keep", help="The media may stay.")
+@click.option("--reviewer", required=True, help="Who decides (recorded in the audit trail).")
+@click.option("--note", help="Why, in a few words.")
+@json_option
+@pass_app
+def review_decide(app: App, item: str, verdict: str | None, reviewer: str, note: str | None, as_json: bool) -> None:
+    """Decide ITEM (an id from `review list`): --remove or --keep.
+
+    The verdict stands until the facts change (a new consent, an opt-in, an
+    erasure, another match); then the item is decided by the rules again and,
+    if still doubtful, queued again.
+    """
+    if verdict is None:
+        raise click.UsageError("say --remove or --keep")
+    rows = list(app.store.db.query("SELECT * FROM decisions WHERE item = ?", [item]))
+    if not rows:
+        raise click.ClickException(f"no item {item!r} (see: consent-matcher review list)")
+    row = rows[0]
+    if row["action"] != "review":
+        raise click.ClickException(f"item {item} is not waiting for review (decision: {row['action']}, rule {row['rule']})")
+    decider = Decider(app.store, app.policy, ENGINE, actor=f"reviewer:{reviewer}")
+    facts_row = next(app.store.db.query(
+        "SELECT f.path, f.sha256, f.uploader, f.context, f.scanned_in, m.face_id, m.person_id, m.distance "
+        "FROM files f JOIN matches m ON m.face_id = ? WHERE f.path = ?", [row["face_id"], row["path"]]))
+    with app.store.write():
+        app.store.set_review(row["path"], row["person_id"], verdict, reviewer, note,
+                             facts_sha256(decider.facts(facts_row)))
+        audit.append(app.store, f"reviewer:{reviewer}", "review", f"item:{item}", old="review",
+                     new="remove" if verdict == "remove" else "allow", rule="reviewer", detail=note)
+        decider.redecide([facts_row["sha256"]])
+    emit({"item": item, "verdict": verdict, "reviewer": reviewer, "note": note}, as_json,
+         f"item {item}: {verdict} (by {reviewer})")
+
+
+def pending_reviews(store: Store, person_id: int | None = None) -> list[dict]:
+    where, params = "", []
+    if person_id is not None:
+        where, params = "AND d.person_id = ?", [person_id]
+    items = []
+    for row in store.db.query(
+        "SELECT d.item, d.path, d.person_id, d.rule, d.reason, p.name, m.distance, fa.top, fa.right, fa.bottom, "
+        "fa.left, fa.frame_time, fa.sha256 FROM decisions d JOIN people p ON p.id = d.person_id "
+        "JOIN matches m ON m.face_id = d.face_id JOIN faces fa ON fa.id = d.face_id "
+        f"WHERE d.action = 'review' {where} ORDER BY d.path, p.name",
+        params,
+    ):
+        times = [r["frame_time"] for r in store.db.query(
+            "SELECT fa.frame_time FROM faces fa JOIN matches m ON m.face_id = fa.id "
+            "WHERE fa.sha256 = ? AND m.person_id = ? AND fa.frame_time IS NOT NULL ORDER BY fa.frame_time",
+            [row["sha256"], row["person_id"]])]
+        items.append({
+            "id": row["item"], "path": row["path"], "person": row["name"], "distance": round(row["distance"], 4),
+            "box": [row["top"], row["right"], row["bottom"], row["left"]], "frame_times": times,
+            "rule": row["rule"], "reason": row["reason"],
+        })
+    return items
+
+
+@main.group("audit", invoke_without_command=True)
+@click.option("--since", help="Only entries from this date or time on (YYYY-MM-DD or ISO time, UTC).")
+@json_option
+@click.pass_context
+def audit_log(ctx: click.Context, since: str | None, as_json: bool) -> None:
+    """The audit trail: every decision change, enrollment, consent change, review and erasure."""
+    if ctx.invoked_subcommand is not None:
+        return
+    app = ctx.find_object(App)
+    rows = audit.entries(app.store, since)
+    lines = [
+        f"{r['id']:>6} {r['at']} {r['actor']:<18} {r['event']:<15} {r['subject']}"
+        + (f" {r['old'] or '-'} -> {r['new'] or '-'}" if r["old"] or r["new"] else "")
+        + (f" [{r['rule']}]" if r["rule"] else "")
+        for r in rows
+    ]
+    emit(rows, as_json, "\n".join(lines) or "no audit entries")
+
+
+@audit_log.command("verify")
+@json_option
+@pass_app
+def audit_verify(app: App, as_json: bool) -> None:
+    """Check the hash chain of the audit trail; say where it breaks."""
+    result = audit.verify(app.store)
+    data = {"entries": result.entries, "ok": result.ok, "broken_at": result.broken_at, "problem": result.problem,
+            "head": result.head}
+    if result.ok:
+        emit(data, as_json, f"audit trail intact: {result.entries} entries, head {result.head}")
+        return
+    emit(data, as_json, f"audit trail BROKEN at entry {result.broken_at}: {result.problem}")
+    sys.exit(1)

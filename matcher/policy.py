@@ -21,8 +21,8 @@ STRENGTHS = ("confident", "possible")
 
 # Conditions a rule may test, each with the check of its value in the file and
 # the test it makes against the facts.
-_BOOL_FACTS = ("consent", "self_posted", "public_figure")
-REASON_FIELDS = {"person", "distance", "match", "uploader", "context", "rule"}
+_BOOL_FACTS = ("consent", "self_posted", "public_figure", "opted_out", "flood")
+REASON_FIELDS = {"person", "distance", "match", "uploader", "context", "rule", "flood_limit"}
 
 
 class PolicyError(ValueError):
@@ -39,6 +39,9 @@ class Facts:
     consent: bool = False
     self_posted: bool = False
     public_figure: bool = False
+    opted_out: bool = True  # False while the person has paused their opt-out (opt-in)
+    flood: bool = False  # the person matched more media in one scan than the flood guard allows
+    flood_limit: int | None = None
     uploader: str | None = None
     context: frozenset[str] = frozenset()
 
@@ -85,6 +88,10 @@ class Policy:
     match: float
     review: float
     rules: tuple[Rule, ...] = field(default=())
+    # [retention] keep_unmatched_embeddings: whether faces that matched nobody keep their embedding.
+    keep_unmatched_embeddings: bool = True
+    # [flood_guard] max_media_per_person_per_scan (None: no guard).
+    flood_limit: int | None = None
 
     def strength(self, distance: float) -> str | None:
         """"confident", "possible", or None when the distance is no match at all."""
@@ -111,6 +118,7 @@ def _reason(rule: Rule, facts: Facts) -> str:
         "uploader": facts.uploader or "unknown uploader",
         "context": ", ".join(sorted(facts.context)) or "no context",
         "rule": rule.id,
+        "flood_limit": facts.flood_limit,
     }
     return rule.reason.format(**values)
 
@@ -156,7 +164,7 @@ def _validate(data: dict, lines: list[str], path: str, digest: str) -> Policy:
                 return number + 1
         return None
 
-    unknown = set(data) - {"version", "thresholds", "rules"}
+    unknown = set(data) - {"version", "thresholds", "rules", "retention", "flood_guard"}
     if unknown:
         key = sorted(unknown)[0]
         raise fail(line_of(rf"^\s*\[?\s*{re.escape(key)}\b"), f"unknown top-level key {key!r}")
@@ -237,7 +245,26 @@ def _validate(data: dict, lines: list[str], path: str, digest: str) -> Policy:
             "no rule applies to some matched faces: end the list with rules covering "
             "match = \"confident\" and match = \"possible\" (or one without conditions)",
         )
-    return Policy(path, digest, values["match"], values["review"], tuple(rules))
+    keep = _table(data, "retention", {"keep_unmatched_embeddings": bool}, line_of, fail)
+    guard = _table(data, "flood_guard", {"max_media_per_person_per_scan": int}, line_of, fail)
+    limit = guard.get("max_media_per_person_per_scan")
+    if limit is not None and limit < 1:
+        raise fail(line_of(r"^\s*max_media_per_person_per_scan\s*="), "max_media_per_person_per_scan must be at least 1")
+    return Policy(path, digest, values["match"], values["review"], tuple(rules),
+                  keep_unmatched_embeddings=keep.get("keep_unmatched_embeddings", True), flood_limit=limit)
+
+
+def _table(data: dict, name: str, keys: dict[str, type], line_of, fail) -> dict:
+    """An optional settings table whose keys must have the given types."""
+    table = data.get(name, {})
+    if not isinstance(table, dict):
+        raise fail(line_of(rf"^\s*{name}\b"), f"{name} must be a table: [{name}]")
+    for key, value in table.items():
+        if key not in keys:
+            raise fail(line_of(rf"^\s*{re.escape(key)}\s*="), f"[{name}]: unknown key {key!r} (known: {', '.join(keys)})")
+        if not isinstance(value, keys[key]) or (keys[key] is int and isinstance(value, bool)):
+            raise fail(line_of(rf"^\s*{re.escape(key)}\s*="), f"[{name}] {key} must be {keys[key].__name__}")
+    return table
 
 
 def _condition_problem(key: str, value) -> str | None:

@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from matcher.decide import Decider, refresh_if_rules_changed
+from matcher.decide import Decider, refresh_stale_decisions
 from matcher.engine import Box, DlibEngine, process_engine
 from matcher.media import (
     DEFAULT_MAX_IMAGE_FRAMES,
@@ -43,7 +43,7 @@ MAX_IMAGE_BYTES = 256 * 1024 * 1024
 @dataclass
 class ObservedFace:
     box: Box
-    embedding: np.ndarray
+    embedding: np.ndarray | None  # None once dropped (no-retention setting)
     frame_time: float | None = None
 
 
@@ -231,6 +231,7 @@ class ScanSummary:
     copies: int = 0
     errors: int = 0
     gone: int = 0
+    floods: list[str] = field(default_factory=list)
     faces: int = 0
     matches: int = 0
     decisions: Counter = field(default_factory=Counter)
@@ -253,6 +254,7 @@ class ScanSummary:
             "copies": self.copies,
             "errors": self.errors,
             "gone": self.gone,
+            "flood_guard": self.floods,
             "faces": self.faces,
             "matches": self.matches,
             "decisions": {name: self.decisions.get(name, 0) for name in ("remove", "review", "allow", "none")},
@@ -273,18 +275,22 @@ def scan(
     options: ScanOptions = ScanOptions(),
     executor: Executor | None = None,
     on_file: Callable[[ScanSummary, str, str | None], None] | None = None,
+    rescan: bool = False,
 ) -> ScanSummary:
     """Scan every file below ``folders`` and record faces, matches and decisions.
 
     A file already recorded with the same size and modification time is not
     read again; a file whose content was scanned under another path is linked
     to that scan (so a moved file keeps its results). Once every file has been
-    seen, recorded files below ``folders`` that are no longer there are dropped. ``on_file(summary, path, error)`` is called after each file.
+    seen, recorded files below ``folders`` that are no longer there are dropped.
+    ``rescan``: also read again the files whose unmatched embeddings were not
+    kept and that were not checked against the latest enrollment.
+    ``on_file(summary, path, error)`` is called after each file.
     """
     manifest = manifest or {}
     summary = ScanSummary()
     started = time.perf_counter()
-    refresh_if_rules_changed(store, policy, DlibEngine.name)
+    refresh_stale_decisions(store, policy, DlibEngine.name)
     decider = Decider(store, policy, DlibEngine.name)
     own_executor = executor is None
     executor = executor or make_executor(workers)
@@ -293,9 +299,14 @@ def scan(
     seen_manifest = 0
 
     scan_number = store.begin_scan()
+    guard = FloodGuard(store, decider, scan_number, summary)
+    replacing: set[str] = set()  # files in flight for --rescan
 
     def finish(observation: Observation) -> None:
-        _record(store, decider, observation, manifest.get(observation.path), summary, scan_number)
+        replace = observation.path in replacing
+        replacing.discard(observation.path)
+        _record(store, decider, observation, manifest.get(observation.path), summary, scan_number, replace)
+        guard.check(observation)
         if on_file:
             on_file(summary, text_path(observation.path), observation.error)
 
@@ -308,6 +319,9 @@ def scan(
                 unchanged = store.file_unchanged(path, stat.st_size, stat.st_mtime_ns)
             except OSError:
                 unchanged = False  # the worker reports why
+            if unchanged and rescan and store.needs_rescan(path):
+                unchanged = False
+                replacing.add(path)
             if unchanged:
                 summary.unchanged += 1
                 store.mark_seen(path, scan_number)
@@ -337,11 +351,23 @@ def scan(
 
 
 def _record(
-    store: Store, decider: Decider, obs: Observation, metadata: dict | None, summary: ScanSummary, scan_number: int
+    store: Store,
+    decider: Decider,
+    obs: Observation,
+    metadata: dict | None,
+    summary: ScanSummary,
+    scan_number: int,
+    replace: bool = False,
 ) -> None:
-    copy = obs.sha256 is not None and store.has_media(obs.sha256)
+    copy = obs.sha256 is not None and store.has_media(obs.sha256) and not replace
     write_started = time.perf_counter()
-    store.record(obs, metadata, scan_number)
+    if not copy and not decider.policy.keep_unmatched_embeddings:
+        # No-retention: the embedding of a face that matches nobody is not stored.
+        matched = decider.matched_faces([(face.frame_time, face.embedding) for face in obs.faces])
+        for face, keep in zip(obs.faces, matched):
+            if not keep:
+                face.embedding = None
+    store.record(obs, metadata, scan_number, replace=replace)
     if copy:
         decider.redecide([obs.sha256])  # its faces are matched already
     elif obs.sha256 is not None:
@@ -358,6 +384,32 @@ def _record(
         summary.errors += 1
         summary.error_files.append((text_path(obs.path), obs.error))
     _count_decision(store, obs.path, summary)
+
+
+class FloodGuard:
+    """Counts, per enrolled person, the media they matched in this scan; past the
+    rules' limit, that person's matches of this scan are re-decided with the
+    ``flood`` fact (the shipped rules send them to review)."""
+
+    def __init__(self, store: Store, decider: Decider, scan_number: int, summary: ScanSummary):
+        self.store, self.decider, self.scan_number, self.summary = store, decider, scan_number, summary
+        self.limit = decider.policy.flood_limit
+        self.media: dict[int, set[str]] = {}
+
+    def check(self, obs: Observation) -> None:
+        if self.limit is None or obs.sha256 is None:
+            return
+        for person_id in self.store.file_people(obs.path):
+            if (person_id, self.scan_number) in self.decider.floods:
+                continue
+            seen = self.media.setdefault(person_id, set())
+            seen.add(obs.sha256)
+            if len(seen) > self.limit:
+                self.store.add_flood(person_id, self.scan_number, len(seen))
+                self.decider.floods.add((person_id, self.scan_number))
+                self.decider.redecide(self.store.media_matched_in_scan(person_id, self.scan_number))
+                self.summary.floods.append(self.decider.people[person_id].name)
+                del self.media[person_id]
 
 
 def _count_decision(store: Store, path: str, summary: ScanSummary) -> None:

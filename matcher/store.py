@@ -11,6 +11,7 @@ moment leaves either the whole result of a file or nothing of it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -63,6 +64,7 @@ class Person:
     public_figure: bool
     accounts: list[str]
     references: int = 0
+    opted_out: bool = True  # False while the opt-out is paused (opt-in)
 
 
 class Store:
@@ -197,16 +199,61 @@ class Store:
                 if_not_exists=True,
             )
             db["decisions"].create_index(["person_id"], if_not_exists=True)
+            # Columns added after version 2 shipped: added in place.
+            for table, column, kind in (
+                ("people", "opted_out", int),
+                ("files", "scanned_in", int),
+                ("media", "embeddings_dropped", int),
+                ("media", "gallery_version", int),
+                ("decisions", "item", str),
+            ):
+                if column not in db[table].columns_dict:
+                    db[table].add_column(column, kind)
+            db["decisions"].create_index(["item"], if_not_exists=True)
+            # The flood guard: a person who matched too many media in one scan.
+            db["floods"].create({"person_id": int, "scan": int, "media": int, "at": str},
+                                pk=("person_id", "scan"), if_not_exists=True)
+            # A reviewer's verdict on one item (a person in a file), valid while
+            # the facts it was given on (facts_sha256) hold.
+            db["reviews"].create(
+                {"path": str, "person_id": int, "verdict": str, "reviewer": str, "note": str,
+                 "facts_sha256": str, "decided_at": str},
+                pk=("path", "person_id"),
+                if_not_exists=True,
+            )
+            db["audit"].create(
+                {"id": int, "at": str, "actor": str, "event": str, "subject": str, "old": str, "new": str,
+                 "rule": str, "policy_sha256": str, "detail": str, "prev_hash": str, "hash": str},
+                pk="id",
+                if_not_exists=True,
+            )
             db.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )
+
+    @contextlib.contextmanager
+    def write(self):
+        """One write transaction, its lock taken at the start (BEGIN IMMEDIATE), so
+        what is read inside it (the audit chain's last hash) cannot change
+        before it is written."""
+        conn = self.db.conn
+        if conn.in_transaction:  # nested: part of the caller's transaction
+            yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
 
     def get_meta(self, key: str) -> str | None:
         rows = list(self.db.query("SELECT value FROM meta WHERE key = ?", [key]))
         return rows[0]["value"] if rows else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.db.conn:
+        with self.write():
             self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
 
     # -- people and references -------------------------------------------------
@@ -243,7 +290,7 @@ class Store:
         Returns the person and how many references were new (a photo enrolled
         twice is kept once).
         """
-        with self.db.conn:
+        with self.write():
             existing = self.person(name)
             if existing is None:
                 cursor = self.db.execute(
@@ -281,22 +328,91 @@ class Store:
             for row in self.db.query("SELECT embedding FROM reference_faces WHERE person_id = ?", [person_id])
         ]
 
+    def set_opted_out(self, person_id: int, opted_out: bool) -> bool:
+        """Pause (False) or resume (True) a person's opt-out; True when it changed."""
+        with self.write():
+            cursor = self.db.execute(
+                "UPDATE people SET opted_out = ? WHERE id = ? AND coalesce(opted_out, 1) != ?",
+                [int(opted_out), person_id, int(opted_out)],
+            )
+        return cursor.rowcount > 0
+
+    def erase_person(self, person_id: int) -> tuple[dict[str, int], list[str]]:
+        """Delete everything about a person: references, consents, reviews, the faces
+        of scanned media that matched them (their embeddings are theirs too), those
+        matches and the decisions. Returns what was deleted, by kind, and the media
+        affected. The caller then calls :meth:`compact` so that no deleted byte
+        stays in the file."""
+        counts = {}
+        with self.write():
+            matched = "SELECT face_id FROM matches WHERE person_id = ?"
+            affected = [r["sha256"] for r in self.db.query(
+                f"SELECT DISTINCT sha256 FROM faces WHERE id IN ({matched})", [person_id])]
+            counts["decisions"] = self.db.execute("DELETE FROM decisions WHERE person_id = ?", [person_id]).rowcount
+            counts["reviews"] = self.db.execute("DELETE FROM reviews WHERE person_id = ?", [person_id]).rowcount
+            face_ids = [r["face_id"] for r in self.db.query(matched, [person_id])]
+            counts["matched_faces"] = len(face_ids)
+            self.db.execute("DELETE FROM matches WHERE person_id = ?", [person_id])
+            for start in range(0, len(face_ids), 500):
+                chunk = face_ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                self.db.execute(f"DELETE FROM decisions WHERE face_id IN ({marks})", chunk)
+                self.db.execute(f"DELETE FROM faces WHERE id IN ({marks})", chunk)
+            counts["consents"] = self.db.execute("DELETE FROM consents WHERE person_id = ?", [person_id]).rowcount
+            counts["references"] = self.db.execute(
+                "DELETE FROM reference_faces WHERE person_id = ?", [person_id]).rowcount
+            self.db.execute("DELETE FROM floods WHERE person_id = ?", [person_id])
+            self.db.execute("DELETE FROM people WHERE id = ?", [person_id])
+        counts["media_affected"] = len(affected)
+        return counts, affected
+
+    def compact(self) -> None:
+        """Rewrite the file without free pages, and empty the write-ahead log:
+        deleted rows then survive nowhere in the database's files."""
+        self.db.execute("VACUUM")
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # -- reviews and the flood guard -----------------------------------------------
+
+    def set_review(self, path: str, person_id: int, verdict: str, reviewer: str, note: str | None,
+                   facts_sha256: str) -> None:
+        with self.write():
+            self.db.execute(
+                "INSERT OR REPLACE INTO reviews (path, person_id, verdict, reviewer, note, facts_sha256, decided_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [path, person_id, verdict, reviewer, note, facts_sha256, now()],
+            )
+
+    def reviews(self) -> dict[tuple[str, int], dict]:
+        return {(r["path"], r["person_id"]): r for r in self.db.query("SELECT * FROM reviews")}
+
+    def add_flood(self, person_id: int, scan: int, media: int) -> None:
+        with self.write():
+            self.db.execute("INSERT OR IGNORE INTO floods (person_id, scan, media, at) VALUES (?, ?, ?, ?)",
+                            [person_id, scan, media, now()])
+
+    def floods(self) -> set[tuple[int, int]]:
+        return {(r["person_id"], r["scan"]) for r in self.db.query("SELECT person_id, scan FROM floods")}
+
     # -- consents --------------------------------------------------------------
 
     def add_consent(self, person_id: int, media_sha256: str | None, uploader: str | None, until: str | None) -> int:
-        with self.db.conn:
+        with self.write():
             cursor = self.db.execute(
                 "INSERT INTO consents (person_id, media_sha256, uploader, until, granted_at) VALUES (?, ?, ?, ?, ?)",
                 [person_id, media_sha256, uploader, until, now()],
             )
         return cursor.lastrowid
 
-    def revoke_consent(self, consent_id: int) -> bool:
-        with self.db.conn:
-            cursor = self.db.execute(
-                "UPDATE consents SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [now(), consent_id]
-            )
-        return cursor.rowcount > 0
+    def revoke_consent(self, consent_id: int) -> int | None:
+        """End an active consent; the person it was of, or None when there is no such active consent."""
+        with self.write():
+            rows = list(self.db.query(
+                "SELECT person_id FROM consents WHERE id = ? AND revoked_at IS NULL", [consent_id]))
+            if not rows:
+                return None
+            self.db.execute("UPDATE consents SET revoked_at = ? WHERE id = ?", [now(), consent_id])
+        return rows[0]["person_id"]
 
     def consents_of(self, person_id: int) -> list[dict]:
         return list(self.db.query("SELECT * FROM consents WHERE person_id = ? ORDER BY id", [person_id]))
@@ -322,13 +438,13 @@ class Store:
 
     def begin_scan(self) -> int:
         """A new scan number: files seen by the scan are stamped with it."""
-        with self.db.conn:
+        with self.write():
             number = int(self.get_meta("last_scan") or 0) + 1
             self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_scan', ?)", [str(number)])
         return number
 
     def mark_seen(self, path: str, scan: int) -> None:
-        with self.db.conn:
+        with self.write():
             self.db.execute(
                 "UPDATE files SET last_scan = max(coalesce(last_scan, 0), ?) WHERE path = ?", [scan, text_path(path)]
             )
@@ -341,7 +457,7 @@ class Store:
         of files dropped.
         """
         dropped = 0
-        with self.db.conn:
+        with self.write():
             for root in roots:
                 root = text_path(root)
                 prefix = root.rstrip(os.sep) + os.sep
@@ -359,70 +475,102 @@ class Store:
                 self.db.execute(f"DELETE FROM media WHERE sha256 IN ({orphans})")
         return dropped
 
-    def record(self, observation, metadata: dict | None, scan: int | None = None) -> None:
+    def record(self, observation, metadata: dict | None, scan: int | None = None, replace: bool = False) -> None:
         """Record one scanned file: its path, and the media's faces if they are new.
 
-        One transaction, so an interrupted scan never leaves half a file.
+        A face whose embedding is None is stored without it (no-retention
+        setting). ``replace``: the media was read again (``scan --rescan``), its
+        earlier faces are replaced. One transaction, so an interrupted scan
+        never leaves half a file.
         """
         obs = observation
         metadata = metadata or {}
         context = json.dumps(sorted(metadata.get("context", [])))
-        with self.db.conn:
+        with self.write():
+            if replace and obs.sha256 is not None and not obs.error:
+                self._drop_media_faces(obs.sha256)
+                self.db.execute("DELETE FROM media WHERE sha256 = ?", [obs.sha256])
             # OR IGNORE: another scan may have recorded the same content meanwhile;
             # then its faces stand and these are not added a second time.
             cursor = None
             if obs.sha256 is not None:
+                dropped = sum(1 for face in obs.faces if face.embedding is None)
                 cursor = self.db.execute(
-                    "INSERT OR IGNORE INTO media (sha256, kind, format, status, error, width, height, engine, scanned_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        obs.sha256,
-                        obs.kind,
-                        obs.format,
-                        "error" if obs.media_error else "ok",
-                        obs.media_error,
-                        obs.width,
-                        obs.height,
-                        obs.engine,
-                        now(),
-                    ],
+                    "INSERT OR IGNORE INTO media (sha256, kind, format, status, error, width, height, engine, "
+                    "scanned_at, embeddings_dropped, gallery_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [obs.sha256, obs.kind, obs.format, "error" if obs.media_error else "ok", obs.media_error,
+                     obs.width, obs.height, obs.engine, now(), dropped, self.gallery_version()],
                 )
             if cursor is not None and cursor.rowcount == 1:
-                for seq, face in enumerate(obs.faces):
-                    box = face.box
-                    self.db.execute(
-                        "INSERT INTO faces (sha256, seq, frame_time, top, right, bottom, left, embedding) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        [obs.sha256, seq, face.frame_time, box.top, box.right, box.bottom, box.left, to_blob(face.embedding)],
-                    )
+                self.db.conn.executemany(
+                    "INSERT INTO faces (sha256, seq, frame_time, top, right, bottom, left, embedding) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        [obs.sha256, seq, face.frame_time, face.box.top, face.box.right, face.box.bottom,
+                         face.box.left, None if face.embedding is None else to_blob(face.embedding)]
+                        for seq, face in enumerate(obs.faces)
+                    ],
+                )
             self.db.execute(
                 # last_scan never goes back: a concurrent scan with a later number
                 # may have seen this file already, and must not drop it as unseen.
-                "INSERT INTO files (path, sha256, size, mtime_ns, status, error, uploader, context, seen_at, last_scan) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
+                # scanned_in: the scan that first recorded this content at this path.
+                "INSERT INTO files (path, sha256, size, mtime_ns, status, error, uploader, context, seen_at, "
+                "last_scan, scanned_in) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET "
                 "sha256 = excluded.sha256, size = excluded.size, mtime_ns = excluded.mtime_ns, "
                 "status = excluded.status, error = excluded.error, uploader = excluded.uploader, "
                 "context = excluded.context, seen_at = excluded.seen_at, "
-                "last_scan = max(coalesce(files.last_scan, 0), coalesce(excluded.last_scan, 0))",
-                [
-                    text_path(obs.path),
-                    obs.sha256,
-                    obs.size,
-                    obs.mtime_ns,
-                    "error" if obs.file_error else "ok",
-                    obs.file_error,
-                    metadata.get("uploader"),
-                    context,
-                    now(),
-                    scan,
-                ],
+                "last_scan = max(coalesce(files.last_scan, 0), coalesce(excluded.last_scan, 0)), "
+                "scanned_in = CASE WHEN files.sha256 IS excluded.sha256 THEN files.scanned_in "
+                "ELSE excluded.scanned_in END",
+                [text_path(obs.path), obs.sha256, obs.size, obs.mtime_ns, "error" if obs.file_error else "ok",
+                 obs.file_error, metadata.get("uploader"), context, now(), scan, scan],
             )
+
+    def _drop_media_faces(self, sha256: str) -> None:
+        faces = "SELECT id FROM faces WHERE sha256 = ?"
+        self.db.execute(f"DELETE FROM matches WHERE face_id IN ({faces})", [sha256])
+        self.db.execute(f"DELETE FROM decisions WHERE face_id IN ({faces})", [sha256])
+        self.db.execute("DELETE FROM faces WHERE sha256 = ?", [sha256])
+
+    # -- retention -------------------------------------------------------------
+
+    def gallery_version(self) -> int:
+        """Counts changes of the enrolled references: media recorded under an older
+        version, without their unmatched embeddings, were not checked against the newer ones."""
+        return int(self.get_meta("gallery_version") or 0)
+
+    def bump_gallery_version(self) -> None:
+        with self.write():
+            self.db.execute(
+                "INSERT INTO meta (key, value) VALUES ('gallery_version', '1') ON CONFLICT (key) "
+                "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+            )
+
+    def files_needing_rescan(self) -> list[str]:
+        """Files whose media dropped unmatched embeddings before the latest enrollment."""
+        return [
+            row["path"]
+            for row in self.db.query(
+                "SELECT f.path FROM files f JOIN media m ON m.sha256 = f.sha256 "
+                "WHERE m.embeddings_dropped > 0 AND coalesce(m.gallery_version, 0) < ? ORDER BY f.path",
+                [self.gallery_version()],
+            )
+        ]
+
+    def needs_rescan(self, path: str) -> bool:
+        rows = list(self.db.query(
+            "SELECT 1 FROM files f JOIN media m ON m.sha256 = f.sha256 WHERE f.path = ? "
+            "AND m.embeddings_dropped > 0 AND coalesce(m.gallery_version, 0) < ?",
+            [text_path(path), self.gallery_version()],
+        ))
+        return bool(rows)
 
     def update_file_metadata(self, path: str, metadata: dict) -> bool:
         """Apply manifest metadata to an already recorded file; True when it changed."""
         uploader = metadata.get("uploader")
         context = json.dumps(sorted(metadata.get("context", [])))
-        with self.db.conn:
+        with self.write():
             cursor = self.db.execute(
                 "UPDATE files SET uploader = ?, context = ? WHERE path = ? "
                 "AND (uploader IS NOT ? OR context IS NOT ?)",
@@ -434,15 +582,44 @@ class Store:
         rows = list(self.db.query("SELECT sha256 FROM files WHERE path = ?", [text_path(path)]))
         return rows[0]["sha256"] if rows else None
 
+    def file_people(self, path: str) -> list[int]:
+        """The enrolled people decided on in a recorded file."""
+        return [row["person_id"] for row in self.db.query(
+            "SELECT person_id FROM decisions WHERE path = ?", [text_path(path)])]
+
+    def media_matched_in_scan(self, person_id: int, scan: int) -> list[str]:
+        return [row["sha256"] for row in self.db.query(
+            "SELECT DISTINCT f.sha256 FROM decisions d JOIN files f ON f.path = d.path "
+            "WHERE d.person_id = ? AND f.scanned_in = ?", [person_id, scan])]
+
     def file_actions(self, path: str) -> list[str]:
         """The actions decided for the people seen in a recorded file."""
         return [row["action"] for row in self.db.query("SELECT action FROM decisions WHERE path = ?", [text_path(path)])]
 
+    def face_embeddings(self) -> tuple[np.ndarray, np.ndarray]:
+        """(face ids, embeddings matrix) of every stored face that has its embedding."""
+        ids, blobs = [], []
+        for face_id, blob in self.db.conn.execute("SELECT id, embedding FROM faces WHERE embedding IS NOT NULL"):
+            ids.append(face_id)
+            blobs.append(blob)
+        if not ids:
+            return np.empty(0, np.int64), np.empty((0, 128), np.float32)
+        matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(ids), -1)
+        return np.array(ids, dtype=np.int64), matrix
+
+    def media_of_faces(self, face_ids: list[int]) -> list[str]:
+        found: set[str] = set()
+        for start in range(0, len(face_ids), 500):
+            chunk = face_ids[start : start + 500]
+            found.update(r["sha256"] for r in self.db.query(
+                f"SELECT DISTINCT sha256 FROM faces WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        return sorted(found)
+
     def media_faces(self, sha256s: list[str] | None = None):
         """``(sha256, [face ids], embeddings array)`` for each image (each video frame) with faces."""
-        where, params = "", []
+        where, params = "WHERE embedding IS NOT NULL", []
         if sha256s is not None:
-            where = f"WHERE sha256 IN ({','.join('?' * len(sha256s))})"
+            where += f" AND sha256 IN ({','.join('?' * len(sha256s))})"
             params = list(sha256s)
         current, ids, vectors = None, [], []
         query = f"SELECT id, sha256, frame_time, embedding FROM faces {where} ORDER BY sha256, frame_time, seq"
@@ -465,6 +642,7 @@ def _person(row: dict) -> Person:
         public_figure=bool(row["public_figure"]),
         accounts=json.loads(row["accounts"] or "[]"),
         references=row.get("refs", 0),
+        opted_out=row.get("opted_out") != 0,
     )
 
 

@@ -42,8 +42,8 @@ class Cli:
             assert result.exit_code == 0, result.output
         return result
 
-    def json(self, *args):
-        return json.loads(self(*args, "--json").stdout)
+    def json(self, *args, ok: bool = True):
+        return json.loads(self(*args, "--json", ok=ok).stdout)
 
     def report(self, *args) -> dict[str, dict]:
         return {os.path.basename(e["path"]): e for e in self.json("report", *args)}

@@ -1,0 +1,264 @@
+"""Consent lifecycle, re-deciding without rescanning, review queue, audit trail and erasure.
+
+Real models on the package-shipped faces: Eileen Collins (enrolled) and
+Grace Hopper. Every re-decision is checked to decode no media.
+"""
+
+import json
+import shutil
+import sqlite3
+from datetime import date, timedelta
+
+import pytest
+from PIL import Image
+
+from conftest import Cli
+
+EILEEN = "Eileen Collins"
+
+
+@pytest.fixture
+def media(demo_folder, tmp_path):
+    """Three distinct photos of Eileen from two uploaders, and one of Grace Hopper."""
+    folder = tmp_path / "media"
+    folder.mkdir()
+    shutil.copy(demo_folder["portrait"], folder / "alice-1.jpg")
+    shutil.copy(demo_folder["mirrored"], folder / "bob-1.jpg")
+    Image.open(demo_folder["portrait"]).crop((40, 0, 512, 480)).save(folder / "bob-2.jpg")
+    shutil.copy(demo_folder["hopper"], folder / "hopper.jpg")
+    (tmp_path / "uploads.csv").write_text(
+        "path,uploader,context\nmedia/alice-1.jpg,alice,\nmedia/bob-1.jpg,bob,\nmedia/bob-2.jpg,bob,\n"
+        "media/hopper.jpg,carol,\n"
+    )
+    return folder
+
+
+def scan(cli: Cli, media, *extra):
+    return cli.json("scan", media, "--manifest", media.parent / "uploads.csv", *extra)
+
+
+def decisions(cli: Cli) -> dict[str, tuple[str, str | None]]:
+    out = {}
+    for name, entry in cli.report().items():
+        rules = [m["rule"] for m in entry["matches"]]
+        out[name] = (entry["decision"], rules[0] if rules else None)
+    return out
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """After this fixture is applied, decoding any media fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("media was decoded again: a re-decision must use stored facts only")
+
+    def apply():
+        for module in ("matcher.media", "matcher.scan"):
+            for name in ("decode_image", "image_frames", "video_frames"):
+                monkeypatch.setattr(f"{module}.{name}", refuse)
+
+    return apply
+
+
+def test_consent_scopes_expiry_and_revocation_redecide_without_decoding(cli, demo_folder, media, no_decoding,
+                                                                       monkeypatch):
+    cli("enroll", EILEEN, demo_folder["reference"])
+    scan(cli, media)
+    no_decoding()
+    removed = {"alice-1.jpg": ("remove", "no-consent"), "bob-1.jpg": ("remove", "no-consent"),
+               "bob-2.jpg": ("remove", "no-consent"), "hopper.jpg": ("none", None)}
+    assert decisions(cli) == removed
+
+    # One media item, by content.
+    one = cli.json("consent", "grant", EILEEN, "--media", media / "bob-2.jpg")["id"]
+    assert decisions(cli) == {**removed, "bob-2.jpg": ("allow", "consent")}
+    # One uploader.
+    bob = cli.json("consent", "grant", EILEEN, "--uploader", "bob")["id"]
+    assert decisions(cli) == {**removed, "bob-1.jpg": ("allow", "consent"), "bob-2.jpg": ("allow", "consent")}
+    # A combination: alice's uploads, until tomorrow.
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    alice = cli.json("consent", "grant", EILEEN, "--uploader", "alice", "--until", tomorrow)["id"]
+    assert decisions(cli)["alice-1.jpg"] == ("allow", "consent")
+    # Already over: no effect.
+    yesterday = (date.today() - timedelta(days=1)).isoformat()
+    old = cli.json("consent", "grant", EILEEN, "--until", yesterday)["id"]
+    assert decisions(cli)["hopper.jpg"] == ("none", None)
+
+    cli("consent", "revoke", bob)
+    assert decisions(cli) == {**removed, "alice-1.jpg": ("allow", "consent"), "bob-2.jpg": ("allow", "consent")}
+    statuses = {c["id"]: c["status"] for c in cli.json("consent", "list", EILEEN)}
+    assert statuses == {one: "active", bob: "revoked", alice: "active", old: "expired"}
+    assert cli("consent", "revoke", bob, ok=False).exit_code == 1  # no active consent with that id
+
+    # Two days on, alice's consent has ended: the next command re-decides by itself.
+    later = (date.today() + timedelta(days=2)).isoformat()
+    monkeypatch.setattr("matcher.decide.today", lambda: later)
+    assert decisions(cli)["alice-1.jpg"] == ("remove", "no-consent")
+    assert {c["id"]: c["status"] for c in cli.json("consent", "list", EILEEN)}[alice] == "expired"
+
+    events = [e["event"] for e in cli.json("audit")]
+    assert events.count("consent-grant") == 4 and events.count("consent-revoke") == 1
+
+
+def test_opt_in_pauses_and_opt_out_resumes(cli, demo_folder, media, no_decoding):
+    cli("enroll", EILEEN, demo_folder["reference"])
+    scan(cli, media)
+    no_decoding()
+    cli("opt-in", EILEEN)
+    assert {d for d in decisions(cli).values() if d[0] != "none"} == {("allow", "opted-in")}
+    assert cli.json("people")[0]["opted_out"] is False
+    assert cli.json("opt-in", EILEEN)["changed"] is False
+    cli("opt-out", EILEEN)
+    assert {d for d in decisions(cli).values() if d[0] != "none"} == {("remove", "no-consent")}
+    assert [e["event"] for e in cli.json("audit") if e["event"].startswith("opt")] == ["opt-in", "opt-out"]
+
+
+def test_retroactive_matching_of_a_new_enrollment_decodes_nothing(cli, demo_folder, media, no_decoding):
+    scan(cli, media)  # nobody enrolled yet
+    assert {d for d in decisions(cli).values()} == {("none", None)}
+    no_decoding()  # the enrollment decodes its reference photo (its own import), never the scanned media
+    result = cli.json("enroll", EILEEN, demo_folder["reference"])
+    assert result["media_rematched"] == 3 and result["stored_faces_matched"] == 3
+    assert decisions(cli)["alice-1.jpg"] == ("remove", "no-consent")
+
+
+def test_no_retention_keeps_no_unmatched_embedding_and_rescan_catches_up(demo_folder, media, tmp_path):
+    rules = tmp_path / "rules.toml"
+    from matcher.policy import default_policy_path
+
+    rules.write_text(default_policy_path().read_text().replace("keep_unmatched_embeddings = true",
+                                                               "keep_unmatched_embeddings = false"))
+    cli = Cli(tmp_path / "c.db", rules)
+    cli("enroll", EILEEN, demo_folder["reference"])
+    scan(cli, media)
+    with sqlite3.connect(cli.db) as conn:
+        kept = conn.execute("SELECT count(*), count(embedding) FROM faces").fetchone()
+    # Eileen in 3 photos (plus a second, unmatched face the detector finds in the suit's
+    # patch on two of them) and Hopper: only Eileen's 3 keep their embedding.
+    assert kept[1] == 3 and kept[0] > 3
+
+    hopper_ref = tmp_path / "hopper-ref.jpg"
+    Image.open(demo_folder["hopper"]).crop((50, 0, 462, 400)).save(hopper_ref)
+    result = cli.json("enroll", "Grace Hopper", hopper_ref)
+    assert result["stored_faces_matched"] == 0
+    assert "hopper.jpg" in {p.rsplit("/", 1)[-1] for p in result["need_rescan"]}
+    assert "alice-1.jpg" in {p.rsplit("/", 1)[-1] for p in result["need_rescan"]}  # its unmatched patch face
+    assert decisions(cli)["hopper.jpg"] == ("none", None)
+
+    summary = scan(cli, media, "--rescan")
+    assert summary["scanned"] == len(result["need_rescan"]) and summary["unchanged"] == 4 - summary["scanned"]
+    assert decisions(cli)["hopper.jpg"] == ("remove", "no-consent")
+    assert cli.json("enroll", "Grace Hopper", hopper_ref)["need_rescan"] == []  # nothing new enrolled
+    with sqlite3.connect(cli.db) as conn:
+        assert conn.execute("SELECT count(*) FROM faces GROUP BY sha256, seq HAVING count(*) > 1").fetchall() == []
+
+
+def test_flood_guard_sends_a_burst_of_matches_to_review(demo_folder, tmp_path):
+    rules = tmp_path / "rules.toml"
+    from matcher.policy import default_policy_path
+
+    rules.write_text(default_policy_path().read_text().replace("max_media_per_person_per_scan = 50",
+                                                               "max_media_per_person_per_scan = 3"))
+    cli = Cli(tmp_path / "c.db", rules)
+    cli("enroll", EILEEN, demo_folder["reference"])
+    folder = tmp_path / "burst"
+    folder.mkdir()
+    portrait = Image.open(demo_folder["portrait"])
+    for i in range(5):
+        portrait.crop((4 * i, 0, 512, 512 - 4 * i)).save(folder / f"copy-{i}.jpg")
+    summary = cli.json("scan", folder)
+    assert summary["flood_guard"] == [EILEEN]
+    report = cli.report()
+    assert {(e["decision"], e["matches"][0]["rule"]) for e in report.values()} == {("review", "flood-guard")}
+    assert "more than 3 media in one scan" in report["copy-0.jpg"]["matches"][0]["reason"]
+    # A later scan with few new matches is not held back.
+    portrait.crop((0, 30, 480, 512)).save(folder / "later.jpg")
+    assert cli.json("scan", folder)["flood_guard"] == []
+    assert cli.report()["later.jpg"]["decision"] == "remove"
+
+
+def test_review_queue_verdict_stands_until_the_facts_change(cli, demo_folder, media, tmp_path, no_decoding):
+    (tmp_path / "uploads.csv").write_text("path,uploader,context\nmedia/alice-1.jpg,alice,news\n")
+    cli("enroll", EILEEN, demo_folder["reference"])
+    scan(cli, media)
+    no_decoding()
+    [item] = cli.json("review", "list", "--person", EILEEN)
+    assert item["path"].endswith("alice-1.jpg") and item["rule"] == "public-interest-context"
+    assert len(item["box"]) == 4 and item["distance"] < 0.55
+    assert cli("review", "decide", item["id"], "--keep", ok=False).exit_code == 2  # --reviewer is required
+
+    cli("review", "decide", item["id"], "--remove", "--reviewer", "Rosa", "--note", "not news: a private photo")
+    entry = cli.report()["alice-1.jpg"]["matches"][0]
+    assert (entry["decision"], entry["rule"]) == ("remove", "reviewer")
+    assert "Rosa" in entry["reason"] and "not news" in entry["reason"]
+    assert cli.json("review", "list") == []
+    assert cli("review", "decide", item["id"], "--keep", "--reviewer", "Rosa", ok=False).exit_code == 1
+
+    # New facts (a consent) end the verdict; when the consent goes, the item is queued again.
+    consent = cli.json("consent", "grant", EILEEN, "--uploader", "alice")["id"]
+    assert decisions(cli)["alice-1.jpg"] == ("allow", "consent")
+    cli("consent", "revoke", consent)
+    assert [i["id"] for i in cli.json("review", "list")] == [item["id"]]
+    trail = cli.json("audit")
+    assert any(e["event"] == "review" and e["actor"] == "reviewer:Rosa" and e["new"] == "remove" for e in trail)
+    assert any(e["event"] == "review-expired" for e in trail)
+
+
+def test_forget_leaves_no_byte_of_the_person_in_the_database_files(cli, demo_folder, media):
+    cli("enroll", EILEEN, demo_folder["reference"])
+    scan(cli, media)
+    cli("consent", "grant", EILEEN, "--uploader", "bob")
+    with sqlite3.connect(cli.db) as conn:
+        secrets = [row[0] for row in conn.execute("SELECT embedding FROM reference_faces")]
+        secrets += [row[0] for row in conn.execute(
+            "SELECT f.embedding FROM faces f JOIN matches m ON m.face_id = f.id WHERE m.person_id IS NOT NULL")]
+        unrelated = conn.execute("SELECT count(*) FROM faces f LEFT JOIN matches m ON m.face_id = f.id "
+                                 "WHERE m.person_id IS NULL").fetchone()[0]
+    assert len(secrets) == 4
+
+    def database_bytes() -> bytes:
+        return b"".join(p.read_bytes() for p in cli.db.parent.glob(cli.db.name + "*"))
+
+    before = database_bytes()
+    assert all(secret in before for secret in secrets) and EILEEN.encode() in before  # the search works
+
+    result = cli.json("forget", EILEEN, "--yes")
+    assert (result["references"], result["matched_faces"], result["consents"]) == (1, 3, 1)
+    after = database_bytes()
+    for secret in secrets:
+        assert secret not in after and secret[:32] not in after
+    assert EILEEN.encode() not in after
+    assert cli.json("people") == []
+    assert {d for d in decisions(cli).values()} == {("none", None)}
+    with sqlite3.connect(cli.db) as conn:  # faces of other people are kept
+        assert conn.execute("SELECT count(*) FROM faces").fetchone()[0] == unrelated
+    [erasure] = [e for e in cli.json("audit") if e["event"] == "erasure"]
+    assert erasure["subject"] == result["erased"] == "person:1"
+    assert cli("forget", EILEEN, "--yes", ok=False).exit_code == 1
+
+
+def test_audit_chain_catches_edits_and_deletions(cli, demo_folder, media):
+    cli("enroll", EILEEN, demo_folder["reference"])
+    scan(cli, media)
+    cli("consent", "grant", EILEEN, "--uploader", "bob")
+    trail = cli.json("audit")
+    assert [e["event"] for e in trail[:2]] == ["rules", "enroll"]
+    assert sum(e["event"] == "decision" for e in trail) == 3 + 2  # three removals, then bob's two allowed
+    assert all(e["actor"].startswith("cli:") or e["actor"] == "system" for e in trail)
+    verified = cli.json("audit", "verify")
+    assert verified["ok"] and verified["entries"] == len(trail)
+
+    with sqlite3.connect(cli.db) as conn:
+        conn.execute("UPDATE audit SET new = 'allow' WHERE id = 4")
+    result = cli("audit", "verify", ok=False)
+    assert result.exit_code == 1 and "BROKEN at entry 4" in result.output and "edited" in result.output
+    with sqlite3.connect(cli.db) as conn:
+        conn.execute("UPDATE audit SET new = ? WHERE id = 4", [trail[3]["new"]])
+    assert cli.json("audit", "verify")["ok"]
+    with sqlite3.connect(cli.db) as conn:
+        conn.execute("DELETE FROM audit WHERE id = 3")
+    assert cli.json("audit", "verify", ok=False)["broken_at"] == 4
+
+    since = cli.json("audit", "--since", "2999-01-01")
+    assert since == []
+    assert json.loads(cli("audit", "--json").stdout)[0]["id"] == 1
