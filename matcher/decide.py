@@ -107,9 +107,12 @@ class Decider:
         start = self.gallery.starts[index]
         end = self.gallery.starts[index + 1] if index + 1 < len(self.gallery.starts) else len(self.gallery.embeddings)
         references = self.gallery.embeddings[start:end]
-        face_ids, embeddings = self.store.face_embeddings()
-        candidates = face_ids[nearest_distances(embeddings, references) <= self.policy.review]
-        sha256s = self.store.media_of_faces(candidates.tolist())
+        candidates = []
+        for face_ids, embeddings in self.store.face_blocks():
+            # float16 blocks: a small margin, then the candidates are rematched exactly.
+            close = nearest_distances(embeddings, references) <= self.policy.review + 0.01
+            candidates.extend(face_ids[close].tolist())
+        sha256s = self.store.media_of_faces(candidates)
         if sha256s:
             self.update(sha256s)
         return sha256s
@@ -232,9 +235,10 @@ def _change(actor: str, item: str, path: str, person_id: int, before: dict | Non
 def nearest_distances(faces: np.ndarray, references: np.ndarray, chunk: int = 262_144) -> np.ndarray:
     """Distance from each face to its nearest reference, in chunks to bound memory."""
     out = np.empty(len(faces), np.float32)
+    references = np.asarray(references, dtype=np.float32)
     ref_norms = np.einsum("ij,ij->i", references, references)
     for start in range(0, len(faces), chunk):
-        block = faces[start : start + chunk]
+        block = np.asarray(faces[start : start + chunk], dtype=np.float32)
         squared = np.einsum("ij,ij->i", block, block)[:, None] + ref_norms[None, :] - 2.0 * block @ references.T
         out[start : start + chunk] = np.sqrt(np.maximum(squared.min(axis=1), 0.0))
     return out

@@ -345,6 +345,7 @@ def scan(
             executor.shutdown(wait=not summary.interrupted, cancel_futures=True)
     if not summary.interrupted:
         summary.gone = store.forget_unseen([os.path.abspath(folder) for folder in folders], scan_number)
+    store.pack_face_blocks()  # so that the next enrollment's retroactive matching reads them fast
     summary.unmatched_manifest_paths = max(0, len(manifest) - seen_manifest)
     summary.elapsed = time.perf_counter() - started
     return summary
