@@ -91,7 +91,7 @@ class Store:
 
     def _create_schema(self) -> None:
         db = self.db
-        with db.conn:
+        with self.write():  # BEGIN IMMEDIATE: two processes opening a new file create it in turn
             db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
             db["people"].create(
                 {"id": int, "name": str, "public_figure": int, "accounts": str, "enrolled_at": str},
