@@ -411,7 +411,8 @@ def scan(app: App, folders, manifest, workers: int, video_every: float, max_pixe
 
 
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv", "html"]), default="text", show_default=True,
+              help="html: a self-contained page of the flagged media with thumbnails and face boxes, for reviewers.")
 @click.option("--decision", type=click.Choice(["remove", "review", "allow", "none"]), help="Only media with this decision.")
 @click.option("-o", "--output", type=click.File("w", encoding="utf-8", lazy=True), default="-", help="Write to this file.")
 @json_option
@@ -420,8 +421,15 @@ def report(app: App, fmt: str, decision: str | None, output, as_json: bool) -> N
     """Report every scanned file: its faces, who they match, and the decisions with their rule and reason."""
     if as_json:
         fmt = "json"
-    writer = {"text": write_text, "json": write_json, "csv": write_csv}[fmt]
-    count = writer(media_reports(app.store, decision), output)
+    if fmt == "html":
+        from matcher.html_report import write_html
+
+        items = {(r["path"], r["name"]): r["item"] for r in app.store.db.query(
+            "SELECT d.path, d.item, p.name FROM decisions d JOIN people p ON p.id = d.person_id")}
+        count = write_html(media_reports(app.store, decision), output, items)
+    else:
+        writer = {"text": write_text, "json": write_json, "csv": write_csv}[fmt]
+        count = writer(media_reports(app.store, decision), output)
     if output.name not in ("-", "<stdout>"):
         click.echo(f"wrote {count} media entries to {output.name}", err=True)
 

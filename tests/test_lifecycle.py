@@ -266,3 +266,40 @@ def test_audit_chain_catches_edits_and_deletions(cli, demo_folder, media):
     since = cli.json("audit", "--since", "2999-01-01")
     assert since == []
     assert json.loads(cli("audit", "--json").stdout)[0]["id"] == 1
+
+
+def test_html_report_is_self_contained_and_renders_in_chromium(cli, demo_folder, media, tmp_path):
+    import base64
+    import io
+    import re
+    import subprocess
+
+    (media / "<b>odd & name.jpg").write_bytes((media / "alice-1.jpg").read_bytes()[:-1] + b"\xd9")
+    (tmp_path / "uploads.csv").write_text("path,uploader,context\nmedia/bob-1.jpg,bob,news\n")
+    cli("enroll", EILEEN, demo_folder["reference"])
+    scan(cli, media)
+    page = tmp_path / "report.html"
+    cli("report", "--format", "html", "-o", page)
+    text = page.read_text()
+    assert text.count("<article>") == 4  # alice-1, bob-1 (review), bob-2, the odd name; not hopper
+    assert "&lt;b&gt;odd &amp; name.jpg" in text and "<b>odd" not in text
+    assert "src='http" not in text and "src=\"http" not in text  # nothing fetched from elsewhere
+    thumbnails = re.findall(r"data:image/jpeg;base64,([A-Za-z0-9+/=]+)", text)
+    assert len(thumbnails) == 4
+    assert Image.open(io.BytesIO(base64.b64decode(thumbnails[0]))).size[0] == 360
+    [pending] = cli.json("review", "list")
+    assert f"item {pending['id']}" in text
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if chromium is None:
+        pytest.skip("headless Chromium not installed (Debian: apt-get install chromium)")
+    for width in (1280, 390):  # a desktop and a phone-width window
+        shot = tmp_path / f"report-{width}.png"
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                        f"--screenshot={shot}", f"--window-size={width},1200", page.as_uri()],
+                       capture_output=True, timeout=120, check=True)
+        picture = Image.open(shot).convert("RGB")
+        assert picture.size == (width, 1200)
+        colours = {colour for _, colour in picture.getcolors(maxcolors=1 << 20)}
+        assert (0xC6, 0x28, 0x28) in colours  # the red "remove" badge was drawn
+        assert len(colours) > 5000  # photos, not an empty page
