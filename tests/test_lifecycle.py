@@ -113,6 +113,23 @@ def test_opt_in_pauses_and_opt_out_resumes(cli, demo_folder, media, no_decoding)
     assert [e["event"] for e in cli.json("audit") if e["event"].startswith("opt")] == ["opt-in", "opt-out"]
 
 
+def test_a_rules_change_redecides_everything_without_decoding(cli, demo_folder, media, no_decoding, tmp_path):
+    from matcher.policy import default_policy_path
+
+    cli("enroll", EILEEN, demo_folder["reference"])
+    scan(cli, media)
+    no_decoding()
+    stricter = tmp_path / "stricter.toml"  # every confident match to review instead of removal
+    stricter.write_text(default_policy_path().read_text().replace(
+        'when = { match = "confident" }\naction = "remove"', 'when = { match = "confident" }\naction = "review"'))
+    edited = Cli(cli.db, stricter)
+    result = edited("report", "--json")
+    assert "decisions re-made from stored facts" in result.stderr
+    assert {d for d in decisions(edited).values() if d[0] != "none"} == {("review", "no-consent")}
+    rules_entries = [e for e in edited.json("audit") if e["event"] == "rules"]
+    assert len(rules_entries) == 2 and rules_entries[-1]["detail"] == str(stricter)
+
+
 def test_retroactive_matching_of_a_new_enrollment_decodes_nothing(cli, demo_folder, media, no_decoding):
     scan(cli, media)  # nobody enrolled yet
     assert {d for d in decisions(cli).values()} == {("none", None)}
@@ -204,7 +221,7 @@ def test_review_queue_verdict_stands_until_the_facts_change(cli, demo_folder, me
     assert any(e["event"] == "review-expired" for e in trail)
 
 
-def test_forget_leaves_no_byte_of_the_person_in_the_database_files(cli, demo_folder, media):
+def test_forget_leaves_no_byte_of_the_person_in_the_database_files(cli, demo_folder, media, no_decoding):
     cli("enroll", EILEEN, demo_folder["reference"])
     scan(cli, media)
     cli("consent", "grant", EILEEN, "--uploader", "bob")
@@ -221,6 +238,7 @@ def test_forget_leaves_no_byte_of_the_person_in_the_database_files(cli, demo_fol
 
     before = database_bytes()
     assert all(secret in before for secret in secrets) and EILEEN.encode() in before  # the search works
+    no_decoding()
 
     result = cli.json("forget", EILEEN, "--yes")
     assert (result["references"], result["matched_faces"], result["consents"]) == (1, 3, 1)
