@@ -59,6 +59,10 @@ class FaceEngine(Protocol):
         """Every face found in an RGB uint8 image, with its embedding."""
 
 
+# dlib's frontal HOG detector finds faces of at least about this many pixels.
+HOG_WINDOW = 80
+
+
 class ModelsMissing(RuntimeError):
     pass
 
@@ -87,18 +91,38 @@ class DlibEngine:
     name = "dlib_resnet_v1"
     dim = 128
 
-    def __init__(self, detect_max_side: int = 1600, upsample: int = 1, jitters: int = 1):
+    def __init__(self, detect_max_side: int = 1600, upsample: int = 1, jitters: int = 1, min_face: int | None = None):
         self.detect_max_side = detect_max_side
         self.upsample = upsample
         self.jitters = jitters
+        self.min_face = min_face
 
-    def detect(self, rgb: np.ndarray) -> list[Box]:
-        """Face boxes in original-image coordinates."""
+    def detection_plan(self, height: int, width: int, scale: float = 1.0) -> tuple[int, int]:
+        """(longest side of the detection copy, upsampling) for an image of this size.
+
+        By default: at most ``detect_max_side``, upsampled once (face_recognition's
+        CLI does the same). With ``min_face`` (the smallest face of interest, in
+        pixels of the original, which is ``scale`` times this image): the copy is
+        sized so that such a face spans the HOG detector's 80 px window without
+        upsampling (about a third of the work of upsampling), or 40 px with it
+        when the face is smaller than the window even at full size.
+        """
+        longest = max(height, width)
+        if self.min_face is None:
+            return min(longest, self.detect_max_side), self.upsample
+        ratio = HOG_WINDOW * scale / self.min_face  # detection pixels per image pixel
+        if ratio <= 1:
+            return max(HOG_WINDOW, round(longest * ratio)), 0
+        return min(longest, round(longest * ratio / 2)), 1
+
+    def detect(self, rgb: np.ndarray, scale: float = 1.0) -> list[Box]:
+        """Face boxes in this image's coordinates (``scale``: original pixels per pixel of it)."""
         _, detector, _, _ = _load_models()
-        small, scale = downscale(rgb, self.detect_max_side)
+        side, upsample = self.detection_plan(*rgb.shape[:2], scale=scale)
+        small, scale = downscale(rgb, side)
         height, width = rgb.shape[:2]
         boxes = []
-        for rect in detector(small, self.upsample):
+        for rect in detector(small, upsample):
             boxes.append(
                 Box(
                     top=max(0, round(rect.top() / scale)),
@@ -161,9 +185,9 @@ def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 _process_engines: dict[tuple, DlibEngine] = {}
 
 
-def process_engine(detect_max_side: int = 1600, jitters: int = 1) -> DlibEngine:
+def process_engine(detect_max_side: int = 1600, jitters: int = 1, min_face: int | None = None) -> DlibEngine:
     """The engine of this process for these settings, created on first use (once per worker)."""
-    key = (detect_max_side, jitters)
+    key = (detect_max_side, jitters, min_face)
     if key not in _process_engines:
-        _process_engines[key] = DlibEngine(detect_max_side=detect_max_side, jitters=jitters)
+        _process_engines[key] = DlibEngine(detect_max_side=detect_max_side, jitters=jitters, min_face=min_face)
     return _process_engines[key]

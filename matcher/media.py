@@ -14,7 +14,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -143,14 +143,15 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
 def image_frames(
     data: bytes,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    min_side: int | None = None,
+    min_side: int | Callable[[int, int], int] | None = None,
     max_frames: int = DEFAULT_MAX_IMAGE_FRAMES,
 ) -> Iterator[Frame]:
     """The frames of an encoded image: one for a still, each distinct frame of an animation.
 
     ``min_side``: a JPEG may be decoded directly at 1/2, 1/4 or 1/8 size
     (its DCT scaling, much cheaper than decoding in full then shrinking) as
-    long as its longest side stays at least this many pixels.
+    long as its longest side stays at least this many pixels (or what
+    ``min_side(width, height)`` says for the image's size).
     """
     image = _open_image(data, max_pixels)
     if getattr(image, "is_animated", False) and image.format in ("GIF", "WEBP", "PNG"):
@@ -158,6 +159,8 @@ def image_frames(
         return
     width, height = image.size
     longest = max(width, height)
+    if callable(min_side):
+        min_side = min_side(width, height)
     if not (min_side and image.format == "JPEG" and longest > min_side):
         yield Frame(_to_rgb(_upright(image)))
         return

@@ -85,6 +85,7 @@ class ScanOptions:
     video_every_seconds: float = 1.0
     max_video_frames: int = 3600
     max_image_frames: int = DEFAULT_MAX_IMAGE_FRAMES
+    min_face: int | None = None  # smallest face of interest, px of the original (None: detect like face_recognition)
 
 
 def observe(path: str, options: ScanOptions = ScanOptions()) -> Observation:
@@ -136,11 +137,12 @@ def observe(path: str, options: ScanOptions = ScanOptions()) -> Observation:
 
 
 def _find_faces(obs: Observation, data: bytes | None, options: ScanOptions) -> None:
-    engine = process_engine(options.detect_max_side)
+    engine = process_engine(options.detect_max_side, min_face=options.min_face)
     started = time.perf_counter()
     if obs.kind == "image":
         frames: Iterable[Frame] = image_frames(
-            data, options.max_pixels, min_side=options.detect_max_side, max_frames=options.max_image_frames
+            data, options.max_pixels, min_side=lambda width, height: engine.detection_plan(height, width)[0],
+            max_frames=options.max_image_frames,
         )
     else:
         frames = video_frames(obs.path, options.video_every_seconds, options.max_video_frames)
@@ -148,7 +150,7 @@ def _find_faces(obs: Observation, data: bytes | None, options: ScanOptions) -> N
         decoded = time.perf_counter()
         obs.seconds["decode"] = obs.seconds.get("decode", 0.0) + decoded - started
         rgb = np.ascontiguousarray(frame.rgb)
-        boxes = engine.detect(rgb)
+        boxes = engine.detect(rgb, frame.scale)
         detected = time.perf_counter()
         obs.seconds["detect"] = obs.seconds.get("detect", 0.0) + detected - decoded
         if frame.scale > 1 and any(min(b.width, b.height) < EMBED_REDUCED_MIN_FACE for b in boxes):
