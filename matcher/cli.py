@@ -435,7 +435,8 @@ def report(app: App, fmt: str, decision: str | None, output, as_json: bool) -> N
         writer = {"text": write_text, "json": write_json, "csv": write_csv}[fmt]
         count = writer(media_reports(app.store, decision), output)
     if output.name not in ("-", "<stdout>"):
-        click.echo(f"wrote {count} media entries to {output.name}", err=True)
+        what = "flagged media" if fmt == "html" else "media entries"
+        click.echo(f"wrote {count} {what} to {output.name}", err=True)
 
 
 @main.command()

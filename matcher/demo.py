@@ -108,6 +108,10 @@ def main(argv: list[str] | None = None) -> None:
     run(db, "report")
     report_path = out / "report.json"
     run(db, "report", "--format", "json", "-o", str(report_path))
+    html_path = out / "report.html"
+    run(db, "report", "--format", "html", "-o", str(html_path))
+    run(db, "review", "list")
+    run(db, "audit", "verify")
 
     report = {Path(entry["path"]).name: entry for entry in json.loads(report_path.read_text())}
     expected = {
@@ -123,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"\ndemo ok: removal flagged without consent, allowed with consent, news context sent to review, "
         f"unknown face left alone, broken upload reported. Database: {db} (mode "
-        f"{oct(db.stat().st_mode & 0o777)}), JSON report: {report_path}"
+        f"{oct(db.stat().st_mode & 0o777)}), JSON report: {report_path}, page for reviewers: {html_path}"
     )
 
 
