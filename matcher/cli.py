@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -358,6 +359,11 @@ class Progress:
               help="Smallest face of interest, in pixels of the original photo: detection is sized for it, which is "
                    "faster on large photos. Default: search a copy of at most 1600 px, upsampled once, like "
                    "face_recognition (faces down to ~40 px of that copy).")
+@click.option("--dask", "dask_address", metavar="ADDRESS",
+              help="Detect and embed on a Dask cluster: its scheduler's address (tcp://host:8786), or 'local' "
+                   "for a LocalCluster of --workers processes. Needs the [dask] extra.")
+@click.option("--ship-bytes", is_flag=True,
+              help="With --dask: send each file's contents to the workers (they do not share the scanned folders).")
 @click.option("--rescan", is_flag=True,
               help="Also read again the files that kept no embeddings of unmatched faces ([retention] in the rules) "
                    "and were not checked against the latest enrollment.")
@@ -366,7 +372,7 @@ class Progress:
 @json_option
 @pass_app
 def scan(app: App, folders, manifest, workers: int, video_every: float, max_pixels: int, min_face: int | None,
-         rescan: bool, profile: bool, quiet: bool, as_json: bool) -> None:
+         dask_address: str | None, ship_bytes: bool, rescan: bool, profile: bool, quiet: bool, as_json: bool) -> None:
     """Scan FOLDERS recursively for faces of enrolled people and decide on each file.
 
     Files already scanned and unchanged are skipped, so an interrupted scan
@@ -379,10 +385,23 @@ def scan(app: App, folders, manifest, workers: int, video_every: float, max_pixe
     # Counting first (names only) gives the bar its end and the time left.
     total = None if quiet else sum(1 for _ in iter_files(folders))
     progress = Progress(total, quiet)
+    if ship_bytes and not dask_address:
+        raise click.UsageError("--ship-bytes goes with --dask")
+    options = ScanOptions(max_pixels=max_pixels, video_every_seconds=video_every, min_face=min_face)
     try:
-        options = ScanOptions(max_pixels=max_pixels, video_every_seconds=video_every, min_face=min_face)
-        summary = run_scan(app.store, app.policy, list(folders), entries, workers=workers, options=options,
-                           on_file=progress, rescan=rescan)
+        with contextlib.ExitStack() as stack:
+            executor = None
+            if dask_address:
+                from matcher.cluster import DaskMissing, dask_executor
+
+                try:
+                    executor, workers = stack.enter_context(dask_executor(dask_address, workers))
+                except DaskMissing as exc:
+                    raise click.ClickException(str(exc)) from None
+                except OSError as exc:
+                    raise click.ClickException(f"cannot reach the Dask scheduler {dask_address}: {exc}") from None
+            summary = run_scan(app.store, app.policy, list(folders), entries, workers=workers, options=options,
+                               executor=executor, on_file=progress, rescan=rescan, ship_bytes=ship_bytes)
     except ModelsMissing as exc:
         raise click.ClickException(str(exc)) from None
     finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import tempfile
 import time
 from collections import Counter, deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -134,6 +135,33 @@ def observe(path: str, options: ScanOptions = ScanOptions()) -> Observation:
         obs.media_error = str(exc)
         obs.faces = []
     return obs
+
+
+def observe_shipped(path: str, data: bytes, size: int, mtime_ns: int, options: ScanOptions = ScanOptions()) -> Observation:
+    """:func:`observe` for a worker without the scanned folder: the file's bytes come with the task.
+
+    Written to a private temporary file (OpenCV reads videos from a path) and
+    observed there; the observation keeps the original path, size and time.
+    """
+    suffix = os.path.splitext(path)[1][:16]
+    with tempfile.NamedTemporaryFile(suffix=suffix) as handle:
+        handle.write(data)
+        handle.flush()
+        obs = observe(handle.name, options)
+    obs.path, obs.size, obs.mtime_ns = path, size, mtime_ns
+    return obs
+
+
+def _read_for_shipping(path: str) -> tuple[bytes, int, int] | None:
+    """The bytes, size and modification time to ship, or None when this machine cannot read the file."""
+    try:
+        stat = os.stat(path)
+        if not os.path.isfile(path):
+            return None
+        with open(path, "rb") as handle:
+            return handle.read(), stat.st_size, stat.st_mtime_ns
+    except OSError:
+        return None
 
 
 def _find_faces(obs: Observation, data: bytes | None, options: ScanOptions) -> None:
@@ -278,6 +306,7 @@ def scan(
     executor: Executor | None = None,
     on_file: Callable[[ScanSummary, str, str | None], None] | None = None,
     rescan: bool = False,
+    ship_bytes: bool = False,
 ) -> ScanSummary:
     """Scan every file below ``folders`` and record faces, matches and decisions.
 
@@ -287,6 +316,10 @@ def scan(
     seen, recorded files below ``folders`` that are no longer there are dropped.
     ``rescan``: also read again the files whose unmatched embeddings were not
     kept and that were not checked against the latest enrollment.
+    ``executor``: any :class:`concurrent.futures.Executor` (a Dask cluster's
+    ``Client.get_executor()``, for one); ``workers`` then only bounds the
+    files in flight. ``ship_bytes``: send each file's bytes with its task,
+    for workers that do not share the scanned folders.
     ``on_file(summary, path, error)`` is called after each file.
     """
     manifest = manifest or {}
@@ -296,13 +329,21 @@ def scan(
     decider = Decider(store, policy, DlibEngine.name)
     own_executor = executor is None
     executor = executor or make_executor(workers)
-    in_flight: deque[Future] = deque()
+    in_flight: deque[tuple[str, Future]] = deque()
     limit = max(2, 4 * max(1, workers))
     seen_manifest = 0
 
     scan_number = store.begin_scan()
     guard = FloodGuard(store, decider, scan_number, summary)
     replacing: set[str] = set()  # files in flight for --rescan
+
+    def collect(path: str, future: Future) -> Observation:
+        try:
+            return future.result()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # the task itself failed: a worker died, on every retry
+            return Observation(path=path, file_error=f"no worker could process the file ({type(exc).__name__}: {exc})")
 
     def finish(observation: Observation) -> None:
         replace = observation.path in replacing
@@ -333,14 +374,19 @@ def scan(
                 if on_file:
                     on_file(summary, text_path(path), None)
                 continue
-            in_flight.append(executor.submit(observe, path, options))
-            while len(in_flight) >= limit or (in_flight and in_flight[0].done()):
-                finish(in_flight.popleft().result())
+            shipped = _read_for_shipping(path) if ship_bytes else None
+            if shipped is not None:
+                future = executor.submit(observe_shipped, path, *shipped, options)
+            else:  # also when this machine cannot read it: observe() says why
+                future = executor.submit(observe, path, options)
+            in_flight.append((path, future))
+            while len(in_flight) >= limit or (in_flight and in_flight[0][1].done()):
+                finish(collect(*in_flight.popleft()))
         while in_flight:
-            finish(in_flight.popleft().result())
+            finish(collect(*in_flight.popleft()))
     except KeyboardInterrupt:
         summary.interrupted = True
-        for future in in_flight:
+        for _, future in in_flight:
             future.cancel()
     finally:
         if own_executor:
