@@ -136,10 +136,17 @@ def test_engine_gives_face_recognitions_own_encodings(demo_folder):
         assert np.linalg.norm(np.array(a) - np.array(b)) < 1e-4
 
 
-@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
-def test_a_scan_killed_mid_way_resumes_without_duplicates(demo_folder, tmp_path, stop):
+@pytest.mark.parametrize(
+    "stop, extra",
+    [(signal.SIGKILL, []), (signal.SIGINT, []), (signal.SIGINT, ["--dask", "local"])],
+    ids=["kill-9", "ctrl-c", "ctrl-c-dask-client"],
+)
+def test_a_scan_killed_mid_way_resumes_without_duplicates(demo_folder, tmp_path, stop, extra):
     """Stop a real scan process (kill -9, Ctrl-C), run it again: every file once, nothing lost."""
     from matcher.demo import package_photos
+
+    if extra:
+        pytest.importorskip("dask.distributed", reason="Dask is an optional extra")
 
     astronaut, hopper = package_photos()
     media = tmp_path / "media"
@@ -149,7 +156,8 @@ def test_a_scan_killed_mid_way_resumes_without_duplicates(demo_folder, tmp_path,
         source = astronaut if i % 2 else hopper
         source.crop((i, i, source.width - i, source.height - i)).save(media / f"photo {i:02d}.jpg")
     db = tmp_path / "c.db"
-    command = [sys.executable, "-m", "matcher", "--db", str(db), "scan", "--workers", "2", "--quiet", str(media)]
+    command = [sys.executable, "-m", "matcher", "--db", str(db), "scan", "--workers", "2", "--quiet", *extra,
+               str(media)]
     # SIGINT must reach the scan as a terminal's Ctrl-C would, even when pytest runs in the background.
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
