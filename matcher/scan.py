@@ -334,6 +334,7 @@ def scan(
     seen_manifest = 0
 
     scan_number = store.begin_scan()
+    last_change = store.last_fact_change()
     guard = FloodGuard(store, decider, scan_number, summary)
     replacing: set[str] = set()  # files in flight for --rescan
 
@@ -391,6 +392,10 @@ def scan(
     finally:
         if own_executor:
             executor.shutdown(wait=not summary.interrupted, cancel_futures=True)
+    if store.last_fact_change() != last_change:
+        # Someone enrolled, consented, opted in or out, was erased or reviewed while
+        # this scan ran on its snapshot: decide this scan's media again on the new facts.
+        Decider(store, policy, DlibEngine.name).update(store.media_recorded_in_scan(scan_number))
     if not summary.interrupted:
         summary.gone = store.forget_unseen([os.path.abspath(folder) for folder in folders], scan_number)
     store.pack_face_blocks()  # so that the next enrollment's retroactive matching reads them fast

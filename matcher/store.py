@@ -603,6 +603,19 @@ class Store:
         return [row["person_id"] for row in self.db.query(
             "SELECT person_id FROM decisions WHERE path = ?", [text_path(path)])]
 
+    def last_fact_change(self) -> int:
+        """The audit id of the latest change of the facts decisions rest on (enrollment,
+        consent, opt-in/out, erasure, review): 0 when none."""
+        row = self.db.execute(
+            "SELECT max(id) FROM audit WHERE event IN "
+            "('enroll', 'consent-grant', 'consent-revoke', 'opt-in', 'opt-out', 'erasure', 'review')"
+        ).fetchone()
+        return row[0] or 0
+
+    def media_recorded_in_scan(self, scan: int) -> list[str]:
+        return [row["sha256"] for row in self.db.query(
+            "SELECT DISTINCT sha256 FROM files WHERE scanned_in = ? AND sha256 IS NOT NULL", [scan])]
+
     def media_matched_in_scan(self, person_id: int, scan: int) -> list[str]:
         return [row["sha256"] for row in self.db.query(
             "SELECT DISTINCT f.sha256 FROM decisions d JOIN files f ON f.path = d.path "

@@ -321,3 +321,26 @@ def test_html_report_is_self_contained_and_renders_in_chromium(cli, demo_folder,
         colours = {colour for _, colour in picture.getcolors(maxcolors=1 << 20)}
         assert (0xC6, 0x28, 0x28) in colours  # the red "remove" badge was drawn
         assert len(colours) > 5000  # photos, not an empty page
+
+
+def test_an_enrollment_during_a_scan_reaches_the_files_scanned_after_it(cli, demo_folder, tmp_path):
+    """The scan decides on a snapshot; what changed meanwhile is applied to its files at its end."""
+    from matcher.policy import load_policy
+    from matcher.scan import scan as run_scan
+    from matcher.store import Store
+
+    folder = tmp_path / "burst"
+    folder.mkdir()
+    portrait = Image.open(demo_folder["portrait"])
+    for i in range(4):
+        portrait.crop((4 * i, 0, 512, 512 - 4 * i)).save(folder / f"eileen-{i}.jpg")
+    store = Store(cli.db)
+    enrolled = []
+
+    def enroll_after_the_first_file(summary, path, error):
+        if summary.done == 1 and not enrolled:
+            enrolled.append(cli.json("enroll", EILEEN, demo_folder["reference"]))
+
+    run_scan(store, load_policy(), [str(folder)], on_file=enroll_after_the_first_file)
+    assert enrolled and enrolled[0]["media_rematched"] == 1  # only the first file was stored then
+    assert {entry["decision"] for entry in cli.report().values()} == {"remove"}
