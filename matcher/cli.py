@@ -571,15 +571,12 @@ def review_decide(app: App, item: str, verdict: str | None, reviewer: str, note:
     if row["action"] != "review":
         raise click.ClickException(f"item {item} is not waiting for review (decision: {row['action']}, rule {row['rule']})")
     decider = Decider(app.store, app.policy, ENGINE, actor=f"reviewer:{reviewer}")
-    facts_row = next(app.store.db.query(
-        "SELECT f.path, f.sha256, f.uploader, f.context, f.scanned_in, m.face_id, m.person_id, m.distance "
-        "FROM files f JOIN matches m ON m.face_id = ? WHERE f.path = ?", [row["face_id"], row["path"]]))
+    sha256, facts = decider.item_facts(row["path"], row["face_id"])
     with app.store.write():
-        app.store.set_review(row["path"], row["person_id"], verdict, reviewer, note,
-                             facts_sha256(decider.facts(facts_row)))
+        app.store.set_review(row["path"], row["person_id"], verdict, reviewer, note, facts_sha256(facts))
         audit.append(app.store, f"reviewer:{reviewer}", "review", f"item:{item}", old="review",
                      new="remove" if verdict == "remove" else "allow", rule="reviewer", detail=note)
-        decider.redecide([facts_row["sha256"]])
+        decider.redecide([sha256])
     emit({"item": item, "verdict": verdict, "reviewer": reviewer, "note": note}, as_json,
          f"item {item}: {verdict} (by {reviewer})")
 

@@ -15,7 +15,7 @@ from datetime import date
 import numpy as np
 
 from matcher import audit
-from matcher.match import Gallery, assign
+from matcher.match import Assignment, Gallery, assign
 from matcher.policy import Decision, Facts, Policy
 from matcher.store import Store, now
 
@@ -34,6 +34,13 @@ def facts_sha256(facts: Facts) -> str:
     values["distance"] = round(values["distance"], 4)
     values["context"] = sorted(values["context"])
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
+
+
+# What a decision rests on: the file (path, uploader, context, scan) and one match of one of its faces.
+_MATCH_FACTS = (
+    "SELECT f.path, f.sha256, f.uploader, f.context, f.scanned_in, m.face_id, m.person_id, m.distance "
+    "FROM files f JOIN faces fa ON fa.sha256 = f.sha256 JOIN matches m ON m.face_id = fa.id "
+)
 
 
 class Decider:
@@ -68,8 +75,7 @@ class Decider:
         rows, face_ids_done = [], []
         for _, face_ids, embeddings in self.store.media_faces(sha256s):
             face_ids_done.extend(face_ids)
-            distances = self.gallery.distances(embeddings)
-            for result in assign(distances, self.gallery.person_ids, self.policy.review):
+            for result in self._assign(embeddings):
                 if result.distance is not None:
                     rows.append((face_ids[result.face], result.person_id, result.distance))
         db = self.store.db
@@ -87,11 +93,14 @@ class Decider:
         for index, (frame_time, _) in enumerate(faces):
             frames.setdefault(frame_time, []).append(index)
         for indexes in frames.values():
-            distances = self.gallery.distances(np.stack([faces[i][1] for i in indexes]))
-            for result in assign(distances, self.gallery.person_ids, self.policy.review):
+            for result in self._assign(np.stack([faces[i][1] for i in indexes])):
                 if result.person_id is not None:
                     matched[indexes[result.face]] = True
         return matched
+
+    def _assign(self, embeddings: np.ndarray) -> list[Assignment]:
+        """The faces of one image (one frame) given their people: one distance matrix."""
+        return assign(self.gallery.distances(embeddings), self.gallery.person_ids, self.policy.review)
 
     def match_new_references(self, person_id: int) -> list[str]:
         """Retroactive matching: check every stored face against one person's references.
@@ -100,17 +109,13 @@ class Decider:
         face within ``review`` of the person are then rematched and re-decided.
         Returns those media.
         """
-        mask = self.gallery.person_ids == person_id
-        if not mask.any():
+        person = self.gallery.of_person(person_id)
+        if not len(person):
             return []
-        index = int(np.flatnonzero(mask)[0])
-        start = self.gallery.starts[index]
-        end = self.gallery.starts[index + 1] if index + 1 < len(self.gallery.starts) else len(self.gallery.embeddings)
-        references = self.gallery.embeddings[start:end]
         candidates = []
         for face_ids, embeddings in self.store.face_blocks():
             # float16 blocks: a small margin, then the candidates are rematched exactly.
-            close = nearest_distances(embeddings, references) <= self.policy.review + 0.01
+            close = person.distances(embeddings)[:, 0] <= self.policy.review + 0.01
             candidates.extend(face_ids[close].tolist())
         sha256s = self.store.media_of_faces(candidates)
         if sha256s:
@@ -125,6 +130,11 @@ class Decider:
         )]
         if sha256s:
             self.redecide(sha256s)
+
+    def item_facts(self, path: str, face_id: int) -> tuple[str, Facts]:
+        """(media sha256, facts) of the decision made on ``face_id`` in the file at ``path``."""
+        row = next(self.store.db.query(_MATCH_FACTS + "WHERE f.path = ? AND m.face_id = ?", [path, face_id]))
+        return row["sha256"], self.facts(row)
 
     def facts(self, row: dict) -> Facts:
         person = self.people[row["person_id"]]
@@ -159,12 +169,7 @@ class Decider:
         db = self.store.db
         with self.store.write():
             closest: dict[tuple[str, int], dict] = {}
-            for row in db.query(
-                "SELECT f.path, f.sha256, f.uploader, f.context, f.scanned_in, m.face_id, m.person_id, m.distance "
-                "FROM files f JOIN faces fa ON fa.sha256 = f.sha256 JOIN matches m ON m.face_id = fa.id "
-                f"WHERE m.person_id IS NOT NULL {where} ORDER BY f.path",
-                params,
-            ):
+            for row in db.query(_MATCH_FACTS + f"WHERE m.person_id IS NOT NULL {where} ORDER BY f.path", params):
                 key = (row["path"], row["person_id"])
                 if key not in closest or row["distance"] < closest[key]["distance"]:
                     closest[key] = row
@@ -230,18 +235,6 @@ def _change(actor: str, item: str, path: str, person_id: int, before: dict | Non
         policy_sha256=policy_sha256,
         detail=json.dumps({"path": path, "person": f"person:{person_id}"}, ensure_ascii=False),
     )
-
-
-def nearest_distances(faces: np.ndarray, references: np.ndarray, chunk: int = 262_144) -> np.ndarray:
-    """Distance from each face to its nearest reference, in chunks to bound memory."""
-    out = np.empty(len(faces), np.float32)
-    references = np.asarray(references, dtype=np.float32)
-    ref_norms = np.einsum("ij,ij->i", references, references)
-    for start in range(0, len(faces), chunk):
-        block = np.asarray(faces[start : start + chunk], dtype=np.float32)
-        squared = np.einsum("ij,ij->i", block, block)[:, None] + ref_norms[None, :] - 2.0 * block @ references.T
-        out[start : start + chunk] = np.sqrt(np.maximum(squared.min(axis=1), 0.0))
-    return out
 
 
 def _covers(consent: dict, person_id: int, sha256: str, uploader: str | None, today: str) -> bool:

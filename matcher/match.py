@@ -38,6 +38,16 @@ class Gallery:
     def __len__(self) -> int:
         return len(self.person_ids)
 
+    def of_person(self, person_id: int) -> "Gallery":
+        """The gallery of one person's references (empty when they have none)."""
+        found = np.flatnonzero(self.person_ids == person_id)
+        if not len(found):
+            return Gallery(self.embeddings[:0], self.person_ids[:0], self.starts[:0])
+        index = int(found[0])
+        end = self.starts[index + 1] if index + 1 < len(self.starts) else len(self.embeddings)
+        return Gallery(self.embeddings[self.starts[index] : end], self.person_ids[index : index + 1],
+                       np.zeros(1, np.int64))
+
     def distances(self, faces: np.ndarray) -> np.ndarray:
         """(k, P) Euclidean distance from each face to each person's nearest reference."""
         faces = np.asarray(faces, dtype=np.float32).reshape(-1, self.embeddings.shape[1])
