@@ -17,7 +17,7 @@ import time
 from collections import Counter, deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Collection, Iterable, Iterator
 
 import numpy as np
 
@@ -350,7 +350,9 @@ def scan(
         replace = observation.path in replacing
         replacing.discard(observation.path)
         _record(store, decider, observation, manifest.get(observation.path), summary, scan_number, replace)
-        guard.check(observation)
+        decided = store.file_decisions(observation.path)
+        _count_decision(decided.values(), summary)
+        guard.check(observation, decided)
         if on_file:
             on_file(summary, text_path(observation.path), observation.error)
 
@@ -363,7 +365,7 @@ def scan(
                 unchanged = store.file_unchanged(path, stat.st_size, stat.st_mtime_ns)
             except OSError:
                 unchanged = False  # the worker reports why
-            if unchanged and rescan and store.needs_rescan(path):
+            if unchanged and rescan and store.files_needing_rescan(path):
                 unchanged = False
                 replacing.add(path)
             if unchanged:
@@ -371,7 +373,7 @@ def scan(
                 store.mark_seen(path, scan_number)
                 if path in manifest and store.update_file_metadata(path, manifest[path]):
                     decider.redecide([store.file_sha256(path)])
-                _count_decision(store, path, summary)
+                _count_decision(store.file_decisions(path).values(), summary)
                 if on_file:
                     on_file(summary, text_path(path), None)
                 continue
@@ -437,7 +439,6 @@ def _record(
     if obs.error:
         summary.errors += 1
         summary.error_files.append((text_path(obs.path), obs.error))
-    _count_decision(store, obs.path, summary)
 
 
 class FloodGuard:
@@ -450,10 +451,10 @@ class FloodGuard:
         self.limit = decider.policy.flood_limit
         self.media: dict[int, set[str]] = {}
 
-    def check(self, obs: Observation) -> None:
+    def check(self, obs: Observation, decided: dict[int, str]) -> None:
         if self.limit is None or obs.sha256 is None:
             return
-        for person_id in self.store.file_people(obs.path):
+        for person_id in decided:
             if (person_id, self.scan_number) in self.decider.floods:
                 continue
             seen = self.media.setdefault(person_id, set())
@@ -466,8 +467,8 @@ class FloodGuard:
                 del self.media[person_id]
 
 
-def _count_decision(store: Store, path: str, summary: ScanSummary) -> None:
-    actions = store.file_actions(path)
+def _count_decision(actions: Collection[str], summary: ScanSummary) -> None:
+    """Count a file's matches, and the file under its most severe decision."""
     summary.matches += len(actions)
     worst = max(actions, key=SEVERITY.__getitem__, default="none")
     summary.decisions[worst] += 1

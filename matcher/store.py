@@ -147,13 +147,10 @@ class Store:
                     "uploader": str,
                     "context": str,
                     "seen_at": str,
-                    "last_scan": int,
                 },
                 pk="path",
                 if_not_exists=True,
             )
-            if "last_scan" not in db["files"].columns_dict:  # databases of version 1
-                db["files"].add_column("last_scan", int)
             db["files"].create_index(["sha256"], if_not_exists=True)
             db["faces"].create(
                 {
@@ -201,8 +198,9 @@ class Store:
                 if_not_exists=True,
             )
             db["decisions"].create_index(["person_id"], if_not_exists=True)
-            # Columns added after version 2 shipped: added in place.
+            # Columns added after the tables first shipped: added in place.
             for table, column, kind in (
+                ("files", "last_scan", int),
                 ("people", "opted_out", int),
                 ("files", "scanned_in", int),
                 ("media", "embeddings_dropped", int),
@@ -563,24 +561,20 @@ class Store:
                 "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
             )
 
-    def files_needing_rescan(self) -> list[str]:
-        """Files whose media dropped unmatched embeddings before the latest enrollment."""
+    def files_needing_rescan(self, path: str | None = None) -> list[str]:
+        """Files (or just ``path``, if it does) whose media dropped unmatched embeddings
+        before the latest enrollment."""
+        where, params = "", [self.gallery_version()]
+        if path is not None:
+            where, params = "AND f.path = ?", [*params, text_path(path)]
         return [
             row["path"]
             for row in self.db.query(
                 "SELECT f.path FROM files f JOIN media m ON m.sha256 = f.sha256 "
-                "WHERE m.embeddings_dropped > 0 AND coalesce(m.gallery_version, 0) < ? ORDER BY f.path",
-                [self.gallery_version()],
+                f"WHERE m.embeddings_dropped > 0 AND coalesce(m.gallery_version, 0) < ? {where} ORDER BY f.path",
+                params,
             )
         ]
-
-    def needs_rescan(self, path: str) -> bool:
-        rows = list(self.db.query(
-            "SELECT 1 FROM files f JOIN media m ON m.sha256 = f.sha256 WHERE f.path = ? "
-            "AND m.embeddings_dropped > 0 AND coalesce(m.gallery_version, 0) < ?",
-            [text_path(path), self.gallery_version()],
-        ))
-        return bool(rows)
 
     def update_file_metadata(self, path: str, metadata: dict) -> bool:
         """Apply manifest metadata to an already recorded file; True when it changed."""
@@ -598,10 +592,6 @@ class Store:
         rows = list(self.db.query("SELECT sha256 FROM files WHERE path = ?", [text_path(path)]))
         return rows[0]["sha256"] if rows else None
 
-    def file_people(self, path: str) -> list[int]:
-        """The enrolled people decided on in a recorded file."""
-        return [row["person_id"] for row in self.db.query(
-            "SELECT person_id FROM decisions WHERE path = ?", [text_path(path)])]
 
     def last_fact_change(self) -> int:
         """The audit id of the latest change of the facts decisions rest on (enrollment,
@@ -621,9 +611,10 @@ class Store:
             "SELECT DISTINCT f.sha256 FROM decisions d JOIN files f ON f.path = d.path "
             "WHERE d.person_id = ? AND f.scanned_in = ?", [person_id, scan])]
 
-    def file_actions(self, path: str) -> list[str]:
-        """The actions decided for the people seen in a recorded file."""
-        return [row["action"] for row in self.db.query("SELECT action FROM decisions WHERE path = ?", [text_path(path)])]
+    def file_decisions(self, path: str) -> dict[int, str]:
+        """``{person id: action}`` for the people seen in a recorded file."""
+        return {row["person_id"]: row["action"] for row in self.db.query(
+            "SELECT person_id, action FROM decisions WHERE path = ?", [text_path(path)])}
 
     def face_blocks(self):
         """``(face ids, float16 embeddings)`` of every stored face with an embedding, in blocks.
