@@ -195,7 +195,7 @@ def forget(app: App, name: str, yes: bool, as_json: bool) -> None:
     with app.store.write():
         counts, affected = app.store.erase_person(person.id)
         audit.append(app.store, actor, "erasure", f"person:{person.id}",
-                     detail=json.dumps({k: v for k, v in counts.items()}))
+                     detail=json.dumps(counts))
     app.store.bump_gallery_version()
     Decider(app.store, app.policy, ENGINE, actor=actor).update(affected)
     app.store.compact()
