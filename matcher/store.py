@@ -714,7 +714,9 @@ def _create_private(path: Path) -> None:
         if path.stat().st_mode & 0o077:
             os.chmod(path, 0o600)
         return
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True)
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # another process created it between our check and now, with the same mode
     os.close(fd)

@@ -45,6 +45,15 @@ def test_database_file_is_private_to_its_owner(tmp_path):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
+def test_database_created_by_another_process_meanwhile(tmp_path, monkeypatch):
+    """Two scans starting together on a new file: the one that loses the race opens it."""
+    path = tmp_path / "consent.db"
+    Store(path).close()
+    real_exists = type(path).exists
+    monkeypatch.setattr(type(path), "exists", lambda p: False if p == path else real_exists(p))
+    Store(path).close()
+
+
 def test_consent_and_enrollment_redecide_from_stored_faces(tmp_path):
     store = Store(tmp_path / "c.db")
     policy = load_policy()
