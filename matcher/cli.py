@@ -10,12 +10,11 @@ import time
 
 import click
 
-from matcher import audit
+from matcher import actions, audit
 from matcher.audit import cli_actor
-from matcher import decide
-from matcher.decide import Decider, facts_sha256, refresh_stale_decisions
+from matcher.decide import refresh_stale_decisions
 from matcher.engine import DlibEngine, ModelsMissing, process_engine
-from matcher.enroll import EnrollError, check_same_person, read_references
+from matcher.enroll import EnrollError, read_references
 from matcher.manifest import ManifestError, load_manifest
 from matcher.media import DEFAULT_MAX_PIXELS, hash_stream
 from matcher.policy import PolicyError, load_policy
@@ -104,31 +103,17 @@ def enroll(app: App, name: str, photos: tuple[str, ...], public_figure, accounts
         raise click.BadParameter("the name must not be empty", param_hint="NAME")
     try:
         references = read_references(list(photos), process_engine(jitters=jitter))
-        existing = app.store.person(name)
-        known = app.store.person_references(existing.id) if existing else []
-        check_same_person(references, known, app.policy.review)
+        done = actions.enroll(app.store, app.policy, name, references, cli_actor(), public_figure, list(accounts))
     except EnrollError as exc:
         raise click.ClickException("enrollment refused, nothing stored:\n  " + "\n  ".join(exc.problems)) from None
     except ModelsMissing as exc:
         raise click.ClickException(str(exc)) from None
-    actor = cli_actor()
-    with app.store.write():
-        person, added = app.store.add_person_references(
-            name, ENGINE, [(ref.sha256, ref.embedding) for ref in references], public_figure, list(accounts)
-        )
-        audit.append(app.store, actor, "enroll", f"person:{person.id}",
-                     detail=json.dumps({"references_added": added, "public_figure": person.public_figure}))
-    if added:
-        app.store.bump_gallery_version()
-    started = time.perf_counter()
-    affected = Decider(app.store, app.policy, ENGINE, actor=actor).match_new_references(person.id)
-    seconds = time.perf_counter() - started
-    matched = app.store.db.execute("SELECT count(*) FROM matches WHERE person_id = ?", [person.id]).fetchone()[0]
-    rescan = app.store.files_needing_rescan()
+    person, rescan = done.person, done.need_rescan
     lines = [
-        f"enrolled {person.name}: {added} new reference(s), {person.references} in all"
+        f"enrolled {person.name}: {done.added} new reference(s), {person.references} in all"
         f"{' (public figure)' if person.public_figure else ''}; "
-        f"{matched} face(s) already scanned match them (in {len(affected)} media, checked in {seconds:.2f} s)"
+        f"{done.stored_faces_matched} face(s) already scanned match them (in {done.media_rematched} media, "
+        f"checked in {done.seconds:.2f} s)"
     ]
     if rescan:
         lines.append(
@@ -137,9 +122,9 @@ def enroll(app: App, name: str, photos: tuple[str, ...], public_figure, accounts
         )
         lines += [f"  {printable(path)}" for path in rescan[:20]] + ([f"  … and {len(rescan) - 20} more"] if len(rescan) > 20 else [])
     emit(
-        {"person": person.name, "references": person.references, "added": added,
-         "public_figure": person.public_figure, "stored_faces_matched": matched, "media_rematched": len(affected),
-         "need_rescan": rescan},
+        {"person": person.name, "references": person.references, "added": done.added,
+         "public_figure": person.public_figure, "stored_faces_matched": done.stored_faces_matched,
+         "media_rematched": done.media_rematched, "need_rescan": rescan},
         as_json,
         "\n".join(lines),
     )
@@ -165,13 +150,7 @@ def opt_out(app: App, name: str, as_json: bool) -> None:
 
 def _set_opted_out(app: App, name: str, opted_out: bool, as_json: bool) -> None:
     person = _person_or_fail(app, name)
-    actor = cli_actor()
-    with app.store.write():
-        changed = app.store.set_opted_out(person.id, opted_out)
-        if changed:
-            audit.append(app.store, actor, "opt-out" if opted_out else "opt-in", f"person:{person.id}")
-    if changed:
-        Decider(app.store, app.policy, ENGINE, actor=actor).redecide_person(person.id)
+    changed = actions.set_opted_out(app.store, app.policy, person, opted_out, cli_actor())
     state = "opted out" if opted_out else "opted in (opt-out paused)"
     emit({"person": person.name, "opted_out": opted_out, "changed": changed}, as_json,
          f"{person.name} is {state}" + ("" if changed else " already"))
@@ -191,14 +170,7 @@ def forget(app: App, name: str, yes: bool, as_json: bool) -> None:
     person = _person_or_fail(app, name)
     if not yes and not click.confirm(f"Erase everything about {person.name}? This cannot be undone", err=True):
         raise click.ClickException("nothing erased")
-    actor = cli_actor()
-    with app.store.write():
-        counts, affected = app.store.erase_person(person.id)
-        audit.append(app.store, actor, "erasure", f"person:{person.id}",
-                     detail=json.dumps(counts))
-    app.store.bump_gallery_version()
-    Decider(app.store, app.policy, ENGINE, actor=actor).update(affected)
-    app.store.compact()
+    counts = actions.forget(app.store, app.policy, person, cli_actor())
     emit({"erased": f"person:{person.id}", **counts}, as_json,
          f"erased {person.name} (person:{person.id}): {counts['references']} reference(s), "
          f"{counts['consents']} consent(s), {counts['matched_faces']} matched face(s) in {counts['media_affected']} "
@@ -255,12 +227,7 @@ def consent_grant(app: App, name: str, media, uploader, until, as_json: bool) ->
     person = _person_or_fail(app, name)
     sha256 = _file_sha256(media) if media else None
     until_text = until.date().isoformat() if until else None
-    actor = cli_actor()
-    with app.store.write():
-        consent_id = app.store.add_consent(person.id, sha256, uploader, until_text)
-        audit.append(app.store, actor, "consent-grant", f"person:{person.id}", new=f"consent:{consent_id}",
-                     detail=json.dumps({"media_sha256": sha256, "uploader": uploader, "until": until_text}))
-    Decider(app.store, app.policy, ENGINE, actor=actor).redecide_person(person.id)
+    consent_id = actions.grant_consent(app.store, app.policy, person, cli_actor(), sha256, uploader, until_text)
     scope = ", ".join(
         part for part in (f"media {sha256[:12]}…" if sha256 else "", f"uploader {uploader}" if uploader else "",
                           f"until {until_text}" if until_text else "") if part
@@ -275,13 +242,10 @@ def consent_grant(app: App, name: str, media, uploader, until, as_json: bool) ->
 @pass_app
 def consent_revoke(app: App, consent_id: int, as_json: bool) -> None:
     """End consent CONSENT_ID (see: consent list NAME)."""
-    actor = cli_actor()
-    with app.store.write():
-        person_id = app.store.revoke_consent(consent_id)
-        if person_id is None:
-            raise click.ClickException(f"no active consent with id {consent_id}")
-        audit.append(app.store, actor, "consent-revoke", f"person:{person_id}", old=f"consent:{consent_id}")
-    Decider(app.store, app.policy, ENGINE, actor=actor).redecide_person(person_id)
+    try:
+        actions.revoke_consent(app.store, app.policy, consent_id, cli_actor())
+    except actions.ActionError as exc:
+        raise click.ClickException(str(exc)) from None
     emit({"id": consent_id, "revoked": True}, as_json, f"consent {consent_id} revoked")
 
 
@@ -292,11 +256,7 @@ def consent_revoke(app: App, consent_id: int, as_json: bool) -> None:
 def consent_list(app: App, name: str, as_json: bool) -> None:
     """Show NAME's consents with their status (active, expired, revoked)."""
     person = _person_or_fail(app, name)
-    day = decide.today()
-    rows = []
-    for row in app.store.consents_of(person.id):
-        status = "revoked" if row["revoked_at"] else "expired" if row["until"] and row["until"] < day else "active"
-        rows.append({**row, "status": status})
+    rows = actions.consents(app.store, person.id)
     lines = [
         f"{r['id']}\t{r['status']}\tmedia={r['media_sha256'] or '*'}\tuploader={r['uploader'] or '*'}\t"
         f"until={r['until'] or '-'}\tgranted {r['granted_at']}"
@@ -538,7 +498,7 @@ def review() -> None:
 def review_list(app: App, name: str | None, as_json: bool) -> None:
     """Show pending items with their face box, distance, rule and reason."""
     person = _person_or_fail(app, name) if name else None
-    items = pending_reviews(app.store, person.id if person else None)
+    items = actions.pending_reviews(app.store, person.id if person else None)
     lines = []
     for item in items:
         seen = f" at {', '.join(f'{t:g}s' for t in item['frame_times'])}" if item["frame_times"] else ""
@@ -564,45 +524,12 @@ def review_decide(app: App, item: str, verdict: str | None, reviewer: str, note:
     """
     if verdict is None:
         raise click.UsageError("say --remove or --keep")
-    rows = list(app.store.db.query("SELECT * FROM decisions WHERE item = ?", [item]))
-    if not rows:
-        raise click.ClickException(f"no item {item!r} (see: consent-matcher review list)")
-    row = rows[0]
-    if row["action"] != "review":
-        raise click.ClickException(f"item {item} is not waiting for review (decision: {row['action']}, rule {row['rule']})")
-    decider = Decider(app.store, app.policy, ENGINE, actor=f"reviewer:{reviewer}")
-    sha256, facts = decider.item_facts(row["path"], row["face_id"])
-    with app.store.write():
-        app.store.set_review(row["path"], row["person_id"], verdict, reviewer, note, facts_sha256(facts))
-        audit.append(app.store, f"reviewer:{reviewer}", "review", f"item:{item}", old="review",
-                     new="remove" if verdict == "remove" else "allow", rule="reviewer", detail=note)
-        decider.redecide([sha256])
+    try:
+        actions.decide_review(app.store, app.policy, item, verdict, reviewer, note)
+    except actions.ActionError as exc:
+        raise click.ClickException(str(exc)) from None
     emit({"item": item, "verdict": verdict, "reviewer": reviewer, "note": note}, as_json,
          f"item {item}: {verdict} (by {reviewer})")
-
-
-def pending_reviews(store: Store, person_id: int | None = None) -> list[dict]:
-    where, params = "", []
-    if person_id is not None:
-        where, params = "AND d.person_id = ?", [person_id]
-    items = []
-    for row in store.db.query(
-        "SELECT d.item, d.path, d.person_id, d.rule, d.reason, p.name, m.distance, fa.top, fa.right, fa.bottom, "
-        "fa.left, fa.frame_time, fa.sha256 FROM decisions d JOIN people p ON p.id = d.person_id "
-        "JOIN matches m ON m.face_id = d.face_id JOIN faces fa ON fa.id = d.face_id "
-        f"WHERE d.action = 'review' {where} ORDER BY d.path, p.name",
-        params,
-    ):
-        times = [r["frame_time"] for r in store.db.query(
-            "SELECT fa.frame_time FROM faces fa JOIN matches m ON m.face_id = fa.id "
-            "WHERE fa.sha256 = ? AND m.person_id = ? AND fa.frame_time IS NOT NULL ORDER BY fa.frame_time",
-            [row["sha256"], row["person_id"]])]
-        items.append({
-            "id": row["item"], "path": row["path"], "person": row["name"], "distance": round(row["distance"], 4),
-            "box": [row["top"], row["right"], row["bottom"], row["left"]], "frame_times": times,
-            "rule": row["rule"], "reason": row["reason"],
-        })
-    return items
 
 
 @main.group("audit", invoke_without_command=True)

@@ -412,11 +412,13 @@ class Store:
             )
         return cursor.lastrowid
 
-    def revoke_consent(self, consent_id: int) -> int | None:
-        """End an active consent; the person it was of, or None when there is no such active consent."""
+    def revoke_consent(self, consent_id: int, person_id: int | None = None) -> int | None:
+        """End an active consent (only one of ``person_id``'s when given); the person it was of,
+        or None when there is no such active consent."""
         with self.write():
             rows = list(self.db.query(
-                "SELECT person_id FROM consents WHERE id = ? AND revoked_at IS NULL", [consent_id]))
+                "SELECT person_id FROM consents WHERE id = ? AND revoked_at IS NULL AND coalesce(?, person_id) = person_id",
+                [consent_id, person_id]))
             if not rows:
                 return None
             self.db.execute("UPDATE consents SET revoked_at = ? WHERE id = ?", [now(), consent_id])
