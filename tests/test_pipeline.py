@@ -1,5 +1,6 @@
 """End to end on real faces with the real models: photos shipped in scikit-image and matplotlib."""
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -114,7 +115,10 @@ def test_enrollment_quality_gate_refuses_small_or_blurred_faces(cli, demo_folder
 
 def test_engine_gives_face_recognitions_own_encodings(demo_folder):
     """Our lazy dlib engine computes exactly what face_recognition.face_encodings does."""
-    pytest.importorskip("face_recognition", reason="face-recognition (reference CLI) not installed")
+    # Looked up, not imported: importing it here would flip Pillow's LOAD_TRUNCATED_IMAGES
+    # for every later test in this process (truncated uploads would then decode).
+    if importlib.util.find_spec("face_recognition") is None:
+        pytest.skip("face-recognition (reference CLI) not installed")
     code = (
         "import sys, json, face_recognition as fr\n"
         "img = fr.load_image_file(sys.argv[1])\n"
