@@ -64,7 +64,6 @@ def build_demo_folder(out: Path) -> dict[str, Path]:
     data = paths["portrait"].read_bytes()
     paths["broken"].write_bytes(data[: len(data) // 3])
     manifest = out / "manifest.csv"
-    manifest = out / "manifest.csv"
     # Upload metadata; paths are relative to the manifest's own folder.
     rows = [("portrait", "user-481", ""), ("mirrored", "user-77", ""), ("pair", "user-481", ""),
             ("hopper", "user-481", ""), ("news", "daily-news", "news")]
