@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from matcher.engine import Box, FaceEngine
-from matcher.media import MediaError, decode_image, sniff
+from matcher.media import DEFAULT_MAX_PIXELS, MediaError, decode_image, sniff
 
 
 # The enrollment quality gate, measured on the single-face photos of
@@ -37,13 +37,14 @@ class EnrollError(ValueError):
 
 @dataclass
 class Reference:
-    path: str
+    path: str  # where the photo came from (a file name), for messages
     sha256: str
     embedding: np.ndarray
+    box: Box | None = None
 
 
 def read_references(paths: list[str], engine: FaceEngine) -> list[Reference]:
-    """One embedding per photo; every photo must show exactly one face.
+    """One embedding per photo file; every photo must show exactly one face.
 
     All photos are checked before any is refused, so one run names every problem.
     """
@@ -52,35 +53,42 @@ def read_references(paths: list[str], engine: FaceEngine) -> list[Reference]:
         try:
             with open(path, "rb") as handle:
                 data = handle.read()
+            references.append(reference_from_bytes(path, data, engine)[0])
         except OSError as exc:
             problems.append(f"{path}: cannot read the file: {exc.strerror or exc}")
-            continue
-        detected = sniff(data[:64])
-        if not data:
-            problems.append(f"{path}: empty file (0 bytes)")
-            continue
-        if detected is None or detected[0] != "image":
-            problems.append(f"{path}: not an image (reference photos must be JPEG, PNG, GIF, BMP, TIFF or WebP)")
-            continue
-        try:
-            rgb = decode_image(data)
-            faces = engine.faces(rgb)
-        except MediaError as exc:
-            problems.append(f"{path}: {exc}")
-            continue
-        if not faces:
-            problems.append(f"{path}: no face found; use a clear, frontal photo of the person")
-        elif len(faces) > 1:
-            problems.append(
-                f"{path}: {len(faces)} faces found; a reference photo must show only this person (crop it)"
-            )
-        elif quality := quality_problem(rgb, faces[0].box):
-            problems.append(f"{path}: {quality}")
-        else:
-            references.append(Reference(path, hashlib.sha256(data).hexdigest(), faces[0].embedding))
+        except EnrollError as exc:
+            problems += exc.problems
     if problems:
         raise EnrollError(problems)
     return references
+
+
+def reference_from_bytes(label: str, data: bytes, engine: FaceEngine,
+                         max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Reference, np.ndarray]:
+    """The reference in one encoded photo, and the upright photo it was found in (for a preview).
+
+    Raises :class:`EnrollError` naming ``label`` and the reason when the photo cannot be used.
+    """
+    def refuse(reason: str) -> EnrollError:
+        return EnrollError([f"{label}: {reason}"])
+
+    if not data:
+        raise refuse("empty file (0 bytes)")
+    detected = sniff(data[:64])
+    if detected is None or detected[0] != "image":
+        raise refuse("not an image (reference photos must be JPEG, PNG, HEIC, GIF, BMP, TIFF or WebP)")
+    try:
+        rgb = decode_image(data, max_pixels)
+        faces = engine.faces(rgb)
+    except MediaError as exc:
+        raise refuse(str(exc)) from None
+    if not faces:
+        raise refuse("no face found; use a clear, frontal photo of the person")
+    if len(faces) > 1:
+        raise refuse(f"{len(faces)} faces found; a reference photo must show only this person (crop it)")
+    if quality := quality_problem(rgb, faces[0].box):
+        raise refuse(quality)
+    return Reference(label, hashlib.sha256(data).hexdigest(), faces[0].embedding, faces[0].box), rgb
 
 
 def sharpness(rgb: np.ndarray, box: Box) -> float:

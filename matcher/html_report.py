@@ -14,7 +14,7 @@ import html
 import io
 from typing import IO, Iterable
 
-from matcher.media import MediaError, image_frames, sniff, video_frames
+from matcher.media import Frame, MediaError, image_frames, sniff, video_frames
 
 THUMBNAIL_WIDTH = 360
 COLOURS = {"remove": "#c62828", "review": "#ef6c00", "allow": "#2e7d32", "none": "#757575"}
@@ -91,8 +91,6 @@ def _card(entry: dict, item_ids: dict) -> str:
 
 def thumbnail(path: str, faces: list[dict], frame_time: float | None) -> str | None:
     """Base64 JPEG of the file (the frame at ``frame_time`` for a video) with its face boxes, or None."""
-    from PIL import Image, ImageDraw
-
     try:
         with open(path, "rb") as handle:
             head = handle.read(64)
@@ -107,9 +105,19 @@ def thumbnail(path: str, faces: list[dict], frame_time: float | None) -> str | N
         return None
     if frame is None:
         return None
+    return draw_faces(frame, faces)
+
+
+def draw_faces(frame: Frame, faces: list[dict], width: int = THUMBNAIL_WIDTH) -> str:
+    """Base64 JPEG of ``frame`` shrunk to ``width`` with the faces of its time drawn and labelled.
+
+    Each face: ``box`` (original coordinates), ``person`` (None: unknown), ``decision``.
+    """
+    from PIL import Image, ImageDraw
+
     picture = Image.fromarray(frame.rgb)
-    scale = THUMBNAIL_WIDTH / picture.width  # thumbnail pixels per decoded pixel
-    picture = picture.resize((THUMBNAIL_WIDTH, max(1, round(picture.height * scale))))
+    scale = width / picture.width  # thumbnail pixels per decoded pixel
+    picture = picture.resize((width, max(1, round(picture.height * scale))))
     draw = ImageDraw.Draw(picture)
     to_thumb = scale / frame.scale  # boxes are in original coordinates
     for face in faces:

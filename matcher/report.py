@@ -15,12 +15,16 @@ CSV_COLUMNS = [
 ]
 
 
-def media_reports(store: Store, decision: str | None = None) -> Iterator[dict]:
-    """Report entries in path order; only those whose media decision is ``decision`` when given."""
+def media_reports(store: Store, decision: str | None = None, paths: list[str] | None = None) -> Iterator[dict]:
+    """Report entries in path order; only those whose media decision is ``decision``, of ``paths``, when given."""
+    where, params = "", []
+    if paths is not None:
+        where, params = f"WHERE f.path IN ({', '.join('?' * len(paths))})", list(paths)
     files = store.db.query(
         "SELECT f.path, f.sha256, f.status AS file_status, f.error AS file_error, f.uploader, f.context, "
         "m.kind, m.format, m.status AS media_status, m.error AS media_error, m.width, m.height "
-        "FROM files f LEFT JOIN media m ON m.sha256 = f.sha256 ORDER BY f.path"
+        f"FROM files f LEFT JOIN media m ON m.sha256 = f.sha256 {where} ORDER BY f.path",
+        params,
     )
     for row in files:
         faces, matches = _faces(store, row["path"], row["sha256"]) if row["sha256"] else ([], [])
