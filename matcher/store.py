@@ -12,11 +12,13 @@ moment leaves either the whole result of a file or nothing of it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import secrets
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -206,10 +208,19 @@ class Store:
                 ("media", "embeddings_dropped", int),
                 ("media", "gallery_version", int),
                 ("decisions", "item", str),
+                ("people", "access_code_sha256", str),
             ):
                 if column not in db[table].columns_dict:
                     db[table].add_column(column, kind)
             db["decisions"].create_index(["item"], if_not_exists=True)
+            db["people"].create_index(["access_code_sha256"], unique=True, if_not_exists=True)
+            # Web access: reviewer tokens and API keys (kind 'reviewer' / 'apikey'), and
+            # signed-in browser sessions. Only SHA-256 hashes of the secrets are kept.
+            db["credentials"].create({"kind": str, "name": str, "token_sha256": str, "created_at": str},
+                                     pk=("kind", "name"), if_not_exists=True)
+            db["credentials"].create_index(["token_sha256"], unique=True, if_not_exists=True)
+            db["sessions"].create({"token_sha256": str, "kind": str, "subject": str, "expires_at": str},
+                                  pk="token_sha256", if_not_exists=True)
             # The flood guard: a person who matched too many media in one scan.
             db["floods"].create({"person_id": int, "scan": int, "media": int, "at": str},
                                 pk=("person_id", "scan"), if_not_exists=True)
@@ -370,6 +381,7 @@ class Store:
             counts["references"] = self.db.execute(
                 "DELETE FROM reference_faces WHERE person_id = ?", [person_id]).rowcount
             self.db.execute("DELETE FROM floods WHERE person_id = ?", [person_id])
+            self.db.execute("DELETE FROM sessions WHERE kind = 'person' AND subject = ?", [str(person_id)])
             self.db.execute("DELETE FROM people WHERE id = ?", [person_id])
         counts["media_affected"] = len(affected)
         return counts, affected
@@ -429,6 +441,68 @@ class Store:
 
     def active_consents(self) -> list[dict]:
         return list(self.db.query("SELECT * FROM consents WHERE revoked_at IS NULL"))
+
+    # -- web access ------------------------------------------------------------
+    # Secrets are random (100 bits and more), so a plain SHA-256 is enough to keep
+    # a stolen database from giving them away; a slow password hash is for
+    # secrets people choose.
+
+    def set_access_code(self, person_id: int) -> str:
+        """A new private access code for the person (the old one stops working); shown once, kept as a hash."""
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(20))
+        with self.write():
+            self.db.execute("UPDATE people SET access_code_sha256 = ? WHERE id = ?", [_secret_sha256(code), person_id])
+        return "-".join(code[i:i + 5] for i in range(0, 20, 5))
+
+    def person_by_access_code(self, code: str) -> Person | None:
+        normalised = "".join(ch for ch in code.upper() if ch.isalnum())
+        rows = list(self.db.query(
+            "SELECT p.*, (SELECT count(*) FROM reference_faces r WHERE r.person_id = p.id) AS refs "
+            "FROM people p WHERE access_code_sha256 = ?", [_secret_sha256(normalised)]))
+        return _person(rows[0]) if rows else None
+
+    def add_credential(self, kind: str, name: str) -> str:
+        """A new token for reviewer or API client ``name`` (replacing theirs); shown once, kept as a hash."""
+        token = secrets.token_urlsafe(24)
+        with self.write():
+            self.db.execute(
+                "INSERT OR REPLACE INTO credentials (kind, name, token_sha256, created_at) VALUES (?, ?, ?, ?)",
+                [kind, name, _secret_sha256(token), now()])
+            self.db.execute("DELETE FROM sessions WHERE kind = ? AND subject = ?", [kind, name])
+        return token
+
+    def credential_name(self, kind: str, token: str) -> str | None:
+        rows = list(self.db.query("SELECT name FROM credentials WHERE kind = ? AND token_sha256 = ?",
+                                  [kind, _secret_sha256(token)]))
+        return rows[0]["name"] if rows else None
+
+    def credentials(self, kind: str) -> list[dict]:
+        return list(self.db.query("SELECT name, created_at FROM credentials WHERE kind = ? ORDER BY name", [kind]))
+
+    def remove_credential(self, kind: str, name: str) -> bool:
+        with self.write():
+            removed = self.db.execute("DELETE FROM credentials WHERE kind = ? AND name = ?", [kind, name]).rowcount
+            self.db.execute("DELETE FROM sessions WHERE kind = ? AND subject = ?", [kind, name])
+        return removed > 0
+
+    def start_session(self, kind: str, subject: str, seconds: int) -> str:
+        token = secrets.token_urlsafe(32)
+        expires = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+        with self.write():
+            self.db.execute("DELETE FROM sessions WHERE expires_at < ?", [now()])
+            self.db.execute("INSERT INTO sessions (token_sha256, kind, subject, expires_at) VALUES (?, ?, ?, ?)",
+                            [_secret_sha256(token), kind, subject, expires.isoformat(timespec="seconds")])
+        return token
+
+    def session(self, token: str) -> tuple[str, str] | None:
+        """``(kind, subject)`` of a signed-in session that has not expired, or None."""
+        rows = list(self.db.query("SELECT kind, subject FROM sessions WHERE token_sha256 = ? AND expires_at >= ?",
+                                  [_secret_sha256(token), now()]))
+        return (rows[0]["kind"], rows[0]["subject"]) if rows else None
+
+    def end_session(self, token: str) -> None:
+        with self.write():
+            self.db.execute("DELETE FROM sessions WHERE token_sha256 = ?", [_secret_sha256(token)])
 
     # -- scanning --------------------------------------------------------------
 
@@ -705,6 +779,14 @@ def _person(row: dict) -> Person:
         references=row.get("refs", 0),
         opted_out=row.get("opted_out") != 0,
     )
+
+
+# Access codes are read and typed by people: no I, L, O or U (Crockford's base32).
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def _secret_sha256(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def _create_private(path: Path) -> None:
