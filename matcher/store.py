@@ -276,21 +276,23 @@ class Store:
     # -- people and references -------------------------------------------------
 
     def person(self, name: str) -> Person | None:
-        rows = list(
-            self.db.query(
-                "SELECT p.*, (SELECT count(*) FROM reference_faces r WHERE r.person_id = p.id) AS refs "
-                "FROM people p WHERE name = ?",
-                [name],
-            )
-        )
-        return _person(rows[0]) if rows else None
+        found = self._people("WHERE name = ?", [name])
+        return found[0] if found else None
+
+    def person_by_id(self, person_id: int) -> Person | None:
+        found = self._people("WHERE id = ?", [person_id])
+        return found[0] if found else None
 
     def people(self) -> list[Person]:
+        return self._people("ORDER BY name", [])
+
+    def _people(self, where: str, params: list) -> list[Person]:
         return [
             _person(row)
             for row in self.db.query(
                 "SELECT p.*, (SELECT count(*) FROM reference_faces r WHERE r.person_id = p.id) AS refs "
-                "FROM people p ORDER BY name"
+                f"FROM people p {where}",
+                params,
             )
         ]
 
@@ -456,10 +458,8 @@ class Store:
 
     def person_by_access_code(self, code: str) -> Person | None:
         normalised = "".join(ch for ch in code.upper() if ch.isalnum())
-        rows = list(self.db.query(
-            "SELECT p.*, (SELECT count(*) FROM reference_faces r WHERE r.person_id = p.id) AS refs "
-            "FROM people p WHERE access_code_sha256 = ?", [_secret_sha256(normalised)]))
-        return _person(rows[0]) if rows else None
+        found = self._people("WHERE access_code_sha256 = ?", [_secret_sha256(normalised)])
+        return found[0] if found else None
 
     def add_credential(self, kind: str, name: str) -> str:
         """A new token for reviewer or API client ``name`` (replacing theirs); shown once, kept as a hash."""
