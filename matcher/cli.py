@@ -532,6 +532,89 @@ def review_decide(app: App, item: str, verdict: str | None, reviewer: str, note:
          f"item {item}: {verdict} (by {reviewer})")
 
 
+def _credential_group(kind: str, who: str, use: str) -> click.Group:
+    """`reviewer` and `apikey`: the same add / list / remove over the credentials of one kind."""
+
+    @click.group(kind, help=f"Tokens for {who} of the web app ({use}).")
+    def group() -> None:
+        pass
+
+    @group.command("add")
+    @click.argument("name")
+    @json_option
+    @pass_app
+    def add(app: App, name: str, as_json: bool) -> None:
+        """Create NAME's token (replacing an earlier one) and print it, once: only its hash is kept."""
+        name = name.strip()
+        if not name:
+            raise click.BadParameter("the name must not be empty", param_hint="NAME")
+        with app.store.write():
+            token = app.store.add_credential(kind, name)
+            audit.append(app.store, cli_actor(), f"{kind}-add", f"{kind}:{name}")
+        emit({"name": name, "token": token}, as_json,
+             f"{kind} {name}: {token}\n(shown once; give it to {name} privately, it cannot be shown again)")
+
+    @group.command("list")
+    @json_option
+    @pass_app
+    def list_(app: App, as_json: bool) -> None:
+        """The names holding a token, and when it was made."""
+        rows = app.store.credentials(kind)
+        emit(rows, as_json, "\n".join(f"{r['name']}\tsince {r['created_at']}" for r in rows) or f"no {kind} tokens")
+
+    @group.command("remove")
+    @click.argument("name")
+    @json_option
+    @pass_app
+    def remove(app: App, name: str, as_json: bool) -> None:
+        """Withdraw NAME's token; their signed-in sessions end."""
+        with app.store.write():
+            removed = app.store.remove_credential(kind, name)
+            if removed:
+                audit.append(app.store, cli_actor(), f"{kind}-remove", f"{kind}:{name}")
+        if not removed:
+            raise click.ClickException(f"no {kind} named {name!r}")
+        emit({"name": name, "removed": True}, as_json, f"{kind} {name} removed")
+
+    return group
+
+
+main.add_command(_credential_group("reviewer", "reviewers", "the review queue at /review"))
+main.add_command(_credential_group("apikey", "platforms", "POST /api/check with the X-API-Key header"))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--max-upload-mb", type=click.IntRange(1, 2048), default=50, show_default=True,
+              help="Largest request accepted (photos and videos), in MiB.")
+@click.option("--max-pixels", type=click.IntRange(1, 178_956_970), default=DEFAULT_MAX_PIXELS, show_default=True,
+              help="Refuse images larger than this many pixels, before decoding them.")
+@click.option("--insecure-cookies", is_flag=True,
+              help="Send cookies over plain HTTP too (only for a trial on a trusted network; behind HTTPS leave it off).")
+@pass_app
+def serve(app: App, host: str, port: int, max_upload_mb: int, max_pixels: int, insecure_cookies: bool) -> None:
+    """Run the web app: self-service opt-out, the review queue and POST /api/check.
+
+    It uses the same database and policy rules as the other commands. Put it
+    behind an HTTPS reverse proxy: its cookies are marked Secure.
+    """
+    try:
+        import uvicorn
+
+        from matcher.web import WebSettings, create_app
+    except ImportError as exc:
+        raise click.ClickException(f"the web app needs the [web] extra: pip install 'consent-matcher[web]' ({exc})")
+    try:
+        web = create_app(app.db_path, app.policy, WebSettings(max_upload_bytes=max_upload_mb * 1024 * 1024,
+                                                              max_pixels=max_pixels,
+                                                              secure_cookies=not insecure_cookies))
+    except (StoreError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"consent-matcher web app on http://{host}:{port}/ (database {app.db_path}); Ctrl-C stops it", err=True)
+    uvicorn.run(web, host=host, port=port, log_level="warning", server_header=False)
+
+
 @main.group("audit", invoke_without_command=True)
 @click.option("--since", help="Only entries from this date or time on (YYYY-MM-DD or ISO time, UTC).")
 @json_option

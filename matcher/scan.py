@@ -406,6 +406,20 @@ def scan(
     return summary
 
 
+def check_file(store: Store, policy: Policy, path: str, label: str, metadata: dict | None = None,
+               options: ScanOptions = ScanOptions()) -> str | None:
+    """Observe one file now (an upload) and record it under ``label``, with its matches and decisions.
+
+    Returns the reason when the file is no usable media; then nothing is recorded.
+    """
+    obs = observe(path, options)
+    if obs.error:
+        return obs.error
+    obs.path = label
+    _record(store, Decider(store, policy, DlibEngine.name), obs, metadata, ScanSummary(), store.begin_scan())
+    return None
+
+
 def _record(
     store: Store,
     decider: Decider,
