@@ -360,6 +360,7 @@ def create_app(db_path: str, policy: Policy, settings: WebSettings = WebSettings
         actions.enroll(store, policy, name, enrollment.references, actor="web:self-service")
         person = store.person(name)
         code = store.set_access_code(person.id)
+        request.state.session = ("person", str(person.id))  # signed in below: the page shows it already
         response = render(request, "code.html", code=code)
         return sign_in(response, store, "person", str(person.id), PERSON_SESSION_SECONDS)
 
