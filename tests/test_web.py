@@ -1,0 +1,267 @@
+"""The web app through its HTTP interface: access control, CSRF, cookies, limits, errors and the API.
+
+Access control runs on made-up embeddings (no face model needed); the API
+is checked on real faces against the CLI's report, and fuzzed from its own
+OpenAPI schema.
+"""
+
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi", reason="the web app needs the [web] extra")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from conftest import Cli  # noqa: E402
+from matcher.policy import load_policy  # noqa: E402
+from matcher.store import Store  # noqa: E402
+from matcher.web import WebSettings, create_app  # noqa: E402
+
+BASE = "https://testserver"  # the cookies are Secure: sent over HTTPS only
+
+
+def unit(seed):
+    vector = np.random.default_rng(seed).normal(size=128)
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def person_with_code(store: Store, name: str, seed: int) -> tuple[int, str]:
+    person, _ = store.add_person_references(name, "dlib_resnet_v1", [(f"photo-{seed}", unit(seed))], False, [])
+    return person.id, store.set_access_code(person.id)
+
+
+def client_for(db, **settings) -> TestClient:
+    return TestClient(create_app(str(db), load_policy(None), WebSettings(**settings)), base_url=BASE,
+                      raise_server_exceptions=False)
+
+
+def csrf_of(client: TestClient) -> str:
+    client.get("/")
+    return client.cookies["cm_csrf"]
+
+
+def sign_in_with(client: TestClient, code: str):
+    return client.post("/access", data={"csrf": csrf_of(client), "code": code}, follow_redirects=False)
+
+
+@pytest.fixture
+def two_people(tmp_path):
+    db = tmp_path / "consent.db"
+    store = Store(db)
+    alice_id, alice_code = person_with_code(store, "alice", 1)
+    bob_id, bob_code = person_with_code(store, "bob", 2)
+    alice_consent = store.add_consent(alice_id, None, "friend-of-alice", None)
+    store.close()
+    return db, {"alice": (alice_id, alice_code, alice_consent), "bob": (bob_id, bob_code)}
+
+
+# Every page and action of an enrolled person, with the form it needs.
+PERSON_ROUTES = [
+    ("GET", "/me", {}),
+    ("GET", "/me/erase", {}),
+    ("POST", "/me/consents", {"uploader": "mallory"}),
+    ("POST", "/me/consents/{consent}/revoke", {}),
+    ("POST", "/me/opt-out", {"state": "pause"}),
+    ("POST", "/me/erase", {"confirm": "erase"}),
+]
+REVIEWER_ROUTES = [("GET", "/review", {}), ("POST", "/review/0123456789ab", {"verdict": "remove"})]
+
+
+def test_every_page_refuses_a_missing_or_wrong_code(two_people):
+    db, people = two_people
+    alice_id, alice_code, alice_consent = people["alice"]
+    bob_id, bob_code = people["bob"]
+    client = client_for(db)
+    csrf = csrf_of(client)
+
+    def call(method, path, form):
+        path = path.format(consent=alice_consent)
+        return client.request(method, path, data={"csrf": csrf, **form} if method == "POST" else None,
+                              follow_redirects=False)
+
+    # No session at all, then a made-up session cookie.
+    for cookie in (None, "made-up-session"):
+        if cookie:
+            client.cookies.set("cm_session", cookie, domain="testserver")
+        for method, path, form in PERSON_ROUTES + REVIEWER_ROUTES:
+            response = call(method, path, form)
+            assert response.status_code == 401, (cookie, method, path, response.status_code)
+            assert "friend-of-alice" not in response.text
+    # Wrong codes are refused.
+    for wrong in ("", "AAAAA-AAAAA-AAAAA-AAAAA", alice_code[:-1], alice_code + "X"):
+        assert sign_in_with(client, wrong).status_code == 401
+    # Bob, signed in, sees only his own record and cannot touch Alice's consent.
+    assert sign_in_with(client, bob_code).status_code == 303
+    page = client.get("/me")
+    assert page.status_code == 200 and "friend-of-alice" not in page.text
+    assert call("POST", "/me/consents/{consent}/revoke", {}).status_code == 404
+    for method, path, form in REVIEWER_ROUTES:  # a person's session is no reviewer's
+        assert call(method, path, form).status_code == 401
+    store = Store(db)
+    (consent,) = store.consents_of(alice_id)
+    assert consent["revoked_at"] is None
+    assert store.person("alice").opted_out
+    # Bob erases himself: Alice is untouched; his code and session stop working.
+    assert call("POST", "/me/erase", {"confirm": "erase"}).status_code == 200
+    assert store.person("bob") is None and store.person("alice") is not None
+    assert client.get("/me", follow_redirects=False).status_code == 401
+    assert sign_in_with(client, bob_code).status_code == 401
+    store.close()
+
+
+def test_reviewer_tokens_and_api_keys_are_checked(two_people):
+    db, _ = two_people
+    cli = Cli(db)
+    token = cli.json("reviewer", "add", "dana")["token"]
+    key = cli.json("apikey", "add", "platform")["token"]
+    client = client_for(db)
+    csrf = csrf_of(client)
+    for wrong in ("", "nope", key):  # an API key is no reviewer token
+        response = client.post("/review/sign-in", data={"csrf": csrf, "token": wrong}, follow_redirects=False)
+        assert response.status_code == 401
+    assert client.post("/review/sign-in", data={"csrf": csrf, "token": token},
+                       follow_redirects=False).status_code == 303
+    assert client.get("/review").status_code == 200
+    for headers in ({}, {"X-API-Key": "nope"}, {"X-API-Key": token}):
+        response = client.post("/api/check", headers=headers, files={"file": ("a.jpg", b"\xff\xd8\xff", "image/jpeg")})
+        assert response.status_code == 401 and "API key" in response.json()["detail"]
+    # Removing a reviewer ends their session at once.
+    cli("reviewer", "remove", "dana")
+    assert client.get("/review", follow_redirects=False).status_code == 401
+    store = Store(db)
+    assert token not in json.dumps(list(store.db.query("SELECT * FROM credentials")))
+    store.close()
+
+
+def test_forms_need_the_csrf_token_and_cookies_are_locked_down(two_people):
+    db, people = two_people
+    client = client_for(db)
+    home = client.get("/")
+    cookie = home.headers["set-cookie"]
+    for flag in ("HttpOnly", "Secure", "SameSite=strict"):
+        assert flag.lower() in cookie.lower(), cookie
+    for header in ("Content-Security-Policy", "X-Content-Type-Options"):
+        assert header in home.headers
+    assert home.headers["Cache-Control"] == "no-store"
+    code = people["alice"][1]
+    # A form posted from elsewhere carries no (or another) token: refused, nothing done.
+    for token in (None, "forged"):
+        data = {"code": code} if token is None else {"code": code, "csrf": token}
+        response = client.post("/access", data=data, follow_redirects=False)
+        assert response.status_code == 403 and "reload the page" in response.text
+    signed_in = sign_in_with(client, code)
+    assert signed_in.status_code == 303
+    session_cookie = signed_in.headers["set-cookie"]
+    assert "httponly" in session_cookie.lower() and "secure" in session_cookie.lower()
+    assert client.post("/me/erase", data={"confirm": "erase", "csrf": "forged"}).status_code == 403
+    store = Store(db)
+    assert store.person("alice") is not None
+    store.close()
+
+
+def test_errors_are_plain_pages_without_stack_traces(two_people, monkeypatch):
+    db, people = two_people
+    client = client_for(db)
+    sign_in_with(client, people["alice"][1])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internals at /srv/matcher/store.py line 42")
+
+    monkeypatch.setattr("matcher.actions.consents", broken)
+    response = client.get("/me")
+    assert response.status_code == 500
+    assert "Something went wrong" in response.text
+    for leak in ("Traceback", "RuntimeError", "secret internals", "store.py"):
+        assert leak not in response.text
+    assert client.get("/no/such/page").status_code == 404
+    response = client.post("/me/consents", data={"csrf": client.cookies["cm_csrf"], "until": "31/01/2027"})
+    assert response.status_code == 400 and "not a date" in response.text
+
+
+def test_upload_limits_and_type_sniffing(tmp_path):
+    db = tmp_path / "consent.db"
+    key = Cli(db).json("apikey", "add", "platform")["token"]
+    client = client_for(db, max_upload_bytes=200_000, max_pixels=1_000_000)
+    headers = {"X-API-Key": key}
+    response = client.post("/api/check", headers=headers, files={"file": ("big.jpg", b"\xff\xd8\xff" + bytes(300_000))})
+    assert response.status_code == 413 and "too large" in response.json()["detail"]
+    # A text file named .jpg: refused from its bytes, whatever its name and declared type.
+    response = client.post("/api/check", headers=headers, files={"file": ("photo.jpg", b"hello " * 50, "image/jpeg")})
+    assert response.status_code == 415 and "photo.jpg" in response.json()["detail"]
+    response = client.post("/api/check", headers=headers, files={"file": ("empty.jpg", b"", "image/jpeg")})
+    assert response.status_code == 400 and "empty" in response.json()["detail"]
+    # Over the pixel limit: refused before decoding, with the reason.
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("L", (2000, 1000)).save(png, "PNG")
+    response = client.post("/api/check", headers=headers, files={"file": ("wide.png", png.getvalue(), "image/png")})
+    assert response.status_code == 422 and "over the limit of 1,000,000" in response.json()["detail"]
+    # The enrollment form applies the same limits, as a page.
+    csrf = csrf_of(client)
+    page = client.post("/enroll", data={"csrf": csrf}, files=[("photos", ("me.jpg", b"not a photo", "image/jpeg"))])
+    assert page.status_code == 400 and "me.jpg: not an image" in page.text and "Nothing was stored" in page.text
+    page = client.post("/enroll", data={"csrf": csrf}, files=[("photos", ("me.png", png.getvalue(), "image/png"))])
+    assert page.status_code == 400 and "over the limit of 1,000,000" in page.text
+
+
+def test_api_check_records_and_answers_like_the_report(demo_folder, tmp_path):
+    """A real photo through the API: the same decision JSON as `report`, recorded, on real faces."""
+    db = tmp_path / "consent.db"
+    cli = Cli(db)
+    cli("enroll", "eileen", demo_folder["reference"])
+    key = cli.json("apikey", "add", "platform")["token"]
+    client = client_for(db)
+    data = demo_folder["pair"].read_bytes()
+    response = client.post("/api/check", headers={"X-API-Key": key},
+                           files={"file": ("pair.jpg", data, "image/jpeg")},
+                           data={"media_id": "post-1", "uploader": "user-481", "context": "holiday, beach"})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["decision"] == "remove" and answer["path"] == "api/platform/post-1"
+    assert [m["person"] for m in answer["matches"]] == ["eileen"]
+    assert len(answer["faces"]) == 2 and answer["context"] == ["beach", "holiday"]
+    (recorded,) = [e for e in cli.json("report") if e["path"] == "api/platform/post-1"]
+    assert answer == recorded
+    # A consent for that uploader changes the recorded decision, like any scanned file.
+    cli("consent", "grant", "eileen", "--uploader", "user-481")
+    assert cli.report()["post-1"]["decision"] == "allow"
+    # A broken photo: the reason, and nothing recorded.
+    response = client.post("/api/check", headers={"X-API-Key": key},
+                           files={"file": ("cut.jpg", demo_folder["broken"].read_bytes(), "image/jpeg")})
+    assert response.status_code == 422 and re.search(r"cut\.jpg: .*truncated", response.json()["detail"])
+    assert len(cli.json("report")) == 1
+
+
+def test_api_fuzzed_from_its_openapi_schema(tmp_path):
+    """Schemathesis generates requests from /openapi.json, valid and invalid: no 500, answers as documented."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import (content_type_conformance, not_a_server_error, response_schema_conformance,
+                                     status_code_conformance)
+
+    db = tmp_path / "consent.db"
+    key = Cli(db).json("apikey", "add", "fuzzer")["token"]
+    app = create_app(str(db), load_policy(None), WebSettings(max_upload_bytes=1_000_000))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    operations = list(schema.get_all_operations())
+    assert [op.ok().label for op in operations] == ["POST /api/check"]
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    calls = []
+    for operation in operations:
+        strategy = operation.ok().as_strategy()
+
+        @settings(max_examples=60, deadline=None, derandomize=True,
+                  suppress_health_check=list(HealthCheck))
+        @given(case=strategy)
+        def fuzz(case):
+            for headers in ({"X-API-Key": key}, {}):
+                case.call_and_validate(headers=headers, checks=checks)
+                calls.append(1)
+
+        fuzz()
+    assert len(calls) >= 60
+

@@ -1,0 +1,208 @@
+"""The web app driven in a real headless Chromium, on real faces, against a real server.
+
+An individual enrolls from a photo, sees the face found, confirms and gets
+an access code; a scan finds them; a reviewer decides the doubtful item;
+the individual comes back with the code, grants a consent and erases
+everything. Screenshots of each page, at desktop and phone width, are
+written to $CONSENT_MATCHER_SCREENSHOTS when set (to look at them).
+"""
+
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import Cli
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="needs Debian's chromium and chromium-driver (bash .ci/run installs them)",
+)
+
+PHONE, DESKTOP = (390, 844), (1280, 900)
+
+
+@pytest.fixture
+def server(tmp_path):
+    """The web app on a free local port, in a thread, on a fresh database."""
+    uvicorn = pytest.importorskip("uvicorn")
+    from matcher.policy import load_policy
+    from matcher.web import create_app
+
+    db = tmp_path / "consent.db"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(create_app(str(db), load_policy(None)), host="127.0.0.1", port=port, log_level="warning")
+    web = uvicorn.Server(config)
+    thread = threading.Thread(target=web.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not web.started:
+        assert time.monotonic() < deadline, "the web app did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", db
+    web.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     f"--window-size={DESKTOP[0]},{DESKTOP[1]}"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(5)
+    yield driver
+    driver.quit()
+
+
+class Pages:
+    """Drives the browser and photographs each page at desktop and phone width."""
+
+    def __init__(self, driver, base: str, shots: Path):
+        self.driver, self.base, self.shots = driver, base, shots
+        self.count = 0
+
+    def open(self, path: str) -> None:
+        self.driver.get(self.base + path)
+
+    def find(self, css: str):
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def all(self, css: str):
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def click(self, target) -> None:
+        """Click (a CSS selector or an element) and wait for the next page to load."""
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.wait import WebDriverWait
+
+        old = self.find("html")
+        (self.find(target) if isinstance(target, str) else target).click()
+        WebDriverWait(self.driver, 60).until(expected_conditions.staleness_of(old))
+
+    @property
+    def text(self) -> str:
+        return self.find("body").text
+
+    def shoot(self, name: str) -> None:
+        """Screenshots at both widths; the page must not scroll sideways on a phone."""
+        self.count += 1
+        for label, (width, height) in (("desktop", DESKTOP), ("phone", PHONE)):
+            self.driver.set_window_size(width, height)
+            full = self.driver.execute_script("return document.documentElement.scrollHeight")
+            self.driver.set_window_size(width, min(max(height, full + 140), 4000))
+            self.driver.save_screenshot(str(self.shots / f"{self.count:02d}-{name}-{label}.png"))
+            if label == "phone":
+                overflow = self.driver.execute_script(
+                    "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+                assert overflow <= 0, f"{name}: the page is {overflow} px wider than a phone screen"
+        self.driver.set_window_size(*DESKTOP)
+
+
+def test_individual_and_reviewer_in_a_real_browser(server, browser, demo_folder, tmp_path):
+    base, db = server
+    shots = Path(os.environ.get("CONSENT_MATCHER_SCREENSHOTS") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    pages = Pages(browser, base, shots)
+    cli = Cli(db)
+
+    # Enroll: upload a photo, see the face found, confirm, get the code once.
+    pages.open("/")
+    assert "Opt out" in pages.text
+    pages.shoot("home")
+    pages.click("a[href='/enroll']")
+    pages.find("input[type=file]").send_keys(str(demo_folder["reference"]))
+    pages.shoot("enroll")
+    pages.click("button[type=submit]")
+    assert "Is this your face?" in pages.text
+    preview = pages.find("img.photo")
+    assert preview.get_attribute("src").startswith("data:image/jpeg;base64,")
+    assert preview.size["width"] > 100
+    pages.shoot("enroll-preview")
+    pages.click("form[action='/enroll/confirm'] button")
+    code = pages.find("#access-code").text
+    assert re.fullmatch(r"[0-9A-Z]{5}(-[0-9A-Z]{5}){3}", code), code
+    assert "shown only this once" in pages.text
+    pages.shoot("access-code")
+    (person,) = cli.json("people")
+    assert person["references"] == 1
+    # Only the code's hash is stored; no photo bytes were kept.
+    raw = db.read_bytes() + (db.with_name(db.name + "-wal").read_bytes() if db.with_name(db.name + "-wal").exists() else b"")
+    assert code.encode() not in raw and code.replace("-", "").encode() not in raw
+    assert demo_folder["reference"].read_bytes()[:2000] not in raw
+
+    # A scan finds them: removals, and the news photo goes to review.
+    cli("scan", "--quiet", "--manifest", demo_folder["manifest"], demo_folder["media"])
+    decisions = {name: entry["decision"] for name, entry in cli.report().items()}
+    assert decisions["astronaut-mirrored.jpg"] == "remove"
+    assert decisions["astronaut-press-photo.jpg"] == "review"
+
+    # A reviewer signs in with a token from the CLI and removes the news photo, with a note.
+    token = cli.json("reviewer", "add", "dana")["token"]
+    pages.open("/review")
+    assert "Please sign in" in pages.text  # the person's session does not open the review queue
+    pages.open("/review/sign-in")
+    pages.find("#token").send_keys(token)
+    pages.click("button[type=submit]")
+    assert "Review queue" in pages.text and "astronaut-press-photo.jpg" in pages.text
+    card = pages.all("div.card[id^=item-]")
+    assert len(card) == 1
+    assert card[0].find_element("css selector", "img.photo").get_attribute("src").startswith("data:image/jpeg")
+    pages.shoot("review-queue")
+    card[0].find_element("css selector", "input[name=note]").send_keys("identifiable bystander, not the story")
+    pages.click(card[0].find_element("css selector", "button[value=remove]"))
+    assert "Decision recorded" in pages.text and "Nothing is waiting for review" in pages.text
+    pages.shoot("review-done")
+    assert cli.report()["astronaut-press-photo.jpg"]["decision"] == "remove"
+    reviewed = [e for e in cli.json("audit") if e["event"] == "review"]
+    assert reviewed[-1]["actor"] == "reviewer:dana" and reviewed[-1]["detail"] == "identifiable bystander, not the story"
+    pages.click("header form button")  # sign out
+
+    # The person comes back with the code, grants a consent to one uploader.
+    pages.open("/access")
+    pages.find("#code").send_keys(code.lower().replace("-", " "))  # typed loosely: still accepted
+    pages.shoot("access")
+    pages.click("button[type=submit]")
+    assert "Your opt-out is active" in pages.text
+    pages.find("#uploader").send_keys("user-77")
+    pages.click("form[action='/me/consents'] button")
+    assert "Consent recorded" in pages.text and "user-77" in pages.text
+    pages.shoot("my-opt-out")
+    assert cli.report()["astronaut-mirrored.jpg"]["decision"] == "allow"
+
+    # Erase: asks for confirmation first, then nothing about them is left.
+    pages.click("a[href='/me/erase']")
+    pages.click("button.danger")  # without ticking the box
+    assert "Tick the box" in pages.text and cli.json("people")
+    pages.shoot("erase-confirm")
+    pages.find("input[name=confirm]").click()
+    pages.click("button.danger")
+    assert "Everything about you is erased" in pages.text
+    pages.shoot("erased")
+    assert cli.json("people") == []
+    assert all(entry["matches"] == [] for entry in cli.report().values())
+    pages.open("/me")
+    assert "Please sign in" in pages.text
+    pages.open("/access")
+    pages.find("#code").send_keys(code)
+    pages.click("button[type=submit]")
+    assert "not valid" in pages.text
