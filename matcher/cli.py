@@ -532,6 +532,23 @@ def review_decide(app: App, item: str, verdict: str | None, reviewer: str, note:
          f"item {item}: {verdict} (by {reviewer})")
 
 
+@main.command("access-code")
+@click.argument("name")
+@json_option
+@pass_app
+def access_code(app: App, name: str, as_json: bool) -> None:
+    """Give NAME a new private access code for the web app (the old one stops working); printed once.
+
+    For people enrolled from the command line, or who lost their code.
+    """
+    person = _person_or_fail(app, name)
+    with app.store.write():
+        code = app.store.set_access_code(person.id)
+        audit.append(app.store, cli_actor(), "access-code", f"person:{person.id}")
+    emit({"person": person.name, "access_code": code}, as_json,
+         f"access code for {person.name}: {code}\n(shown once; only its hash is kept)")
+
+
 def _credential_group(kind: str, who: str, use: str) -> click.Group:
     """`reviewer` and `apikey`: the same add / list / remove over the credentials of one kind."""
 

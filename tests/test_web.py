@@ -236,6 +236,27 @@ def test_api_check_records_and_answers_like_the_report(demo_folder, tmp_path):
     assert len(cli.json("report")) == 1
 
 
+def test_consent_for_one_uploaded_item(demo_folder, tmp_path):
+    """A person enrolled by an operator gets a code, uploads one photo they consent to: only that one is allowed."""
+    db = tmp_path / "consent.db"
+    cli = Cli(db)
+    cli("enroll", "eileen", demo_folder["reference"])
+    cli("scan", "--quiet", demo_folder["media"])
+    code = cli.json("access-code", "eileen")["access_code"]
+    client = client_for(db)
+    assert sign_in_with(client, code).status_code == 303
+    copy = demo_folder["mirrored"].read_bytes()
+    response = client.post("/me/consents", data={"csrf": client.cookies["cm_csrf"]},
+                           files={"media": ("mine.jpg", copy, "image/jpeg")})
+    assert response.status_code == 200 and "one media item" in response.text
+    report = cli.report()
+    assert report["astronaut-mirrored.jpg"]["decision"] == "allow"
+    assert report["astronaut-portrait.jpg"]["decision"] == "remove"
+    # A new code replaces the old one.
+    cli("access-code", "eileen")
+    assert sign_in_with(client_for(db), code).status_code == 401
+
+
 def test_api_fuzzed_from_its_openapi_schema(tmp_path):
     """Schemathesis generates requests from /openapi.json, valid and invalid: no 500, answers as documented."""
     schemathesis = pytest.importorskip("schemathesis")
