@@ -174,7 +174,8 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 def _error_response(path: str, status: int, message: str) -> Response:
     if path.startswith("/api/"):
         return JSONResponse({"detail": message}, status_code=status)
-    page = TEMPLATES.env.get_template("error.html").render(status=status, message=message, csrf="", signed_in=None)
+    page = TEMPLATES.env.get_template("error.html").render(
+        status=status, message=message, reviewer_page=path.startswith("/review"), csrf="", signed_in=None)
     return HTMLResponse(page, status_code=status, headers=SECURITY_HEADERS)
 
 
@@ -242,8 +243,8 @@ def create_app(db_path: str, policy: Policy, settings: WebSettings = WebSettings
             token = request.cookies.get(SESSION_COOKIE)
             found = store.session(token) if token else None
             if found is None or found[0] != kind:
-                where = "/access" if kind == "person" else "/review/sign-in"
-                raise PageError(401, f"Please sign in first ({where}).")
+                raise PageError(401, "Please sign in first: this page is only for "
+                                     + ("the person it is about." if kind == "person" else "reviewers."))
             request.state.session = found
             return found[1]
         return dependency
@@ -252,7 +253,7 @@ def create_app(db_path: str, policy: Policy, settings: WebSettings = WebSettings
                        subject: str = Depends(session_of("person"))):
         person = store.person_by_id(int(subject))
         if person is None:
-            raise PageError(401, "Please sign in first (/access).")
+            raise PageError(401, "Please sign in first: this page is only for the person it is about.")
         return person
 
     def redirect(url: str) -> RedirectResponse:

@@ -257,6 +257,56 @@ def test_consent_for_one_uploaded_item(demo_folder, tmp_path):
     assert sign_in_with(client_for(db), code).status_code == 401
 
 
+def test_api_check_on_a_video(demo_folder, tmp_path):
+    """A video upload: one match per person, with the times they are seen."""
+    from PIL import Image
+    from test_intake import write_video
+
+    db = tmp_path / "consent.db"
+    cli = Cli(db)
+    cli("enroll", "eileen", demo_folder["reference"])
+    key = cli.json("apikey", "add", "platform")["token"]
+    still = np.asarray(Image.open(demo_folder["hopper"]).convert("RGB").resize((320, 376)))
+    face = np.asarray(Image.open(demo_folder["portrait"]).convert("RGB").resize((320, 376)))
+    video = tmp_path / "clip.mp4"
+    write_video(video, "mp4v", [still] * 10 + [face] * 20, fps=10)  # eileen from 1 s to 3 s
+    response = client_for(db).post("/api/check", headers={"X-API-Key": key},
+                                   files={"file": ("clip.mp4", video.read_bytes(), "video/mp4")})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["kind"] == "video" and answer["decision"] == "remove"
+    (match,) = answer["matches"]
+    assert match["person"] == "eileen" and match["frame_times"] == [1.0, 2.0]
+
+
+def test_enrollment_page_names_each_unusable_photo(demo_folder, tmp_path):
+    """Real faces: two different people, a group photo, too many photos: refused with reasons, nothing stored."""
+    db = tmp_path / "consent.db"
+    client = client_for(db)
+    csrf = csrf_of(client)
+
+    def enroll(*keys):
+        files = [("photos", (demo_folder[key].name, demo_folder[key].read_bytes(), "image/jpeg")) for key in keys]
+        return client.post("/enroll", data={"csrf": csrf}, files=files)
+
+    page = enroll("reference", "hopper")
+    assert page.status_code == 400 and "does not look like the same person" in page.text
+    page = enroll("pair")
+    assert page.status_code == 400 and "astronaut-and-hopper.jpg: 2 faces found" in page.text
+    page = enroll("reference", "portrait", "mirrored", "news")
+    assert page.status_code == 400 and "one to 3 photos" in page.text
+    assert Cli(db).json("people") == []
+    from PIL import Image, ImageOps
+
+    flipped = io.BytesIO()
+    ImageOps.mirror(Image.open(demo_folder["reference"])).save(flipped, "JPEG")
+    page = client.post("/enroll", data={"csrf": csrf}, files=[
+        ("photos", ("me.jpg", demo_folder["reference"].read_bytes(), "image/jpeg")),
+        ("photos", ("me-too.jpg", flipped.getvalue(), "image/jpeg"))])
+    assert page.status_code == 200 and page.text.count('class="photo"') == 2
+    assert Cli(db).json("people") == []  # nothing is stored before the person confirms
+
+
 def test_api_fuzzed_from_its_openapi_schema(tmp_path):
     """Schemathesis generates requests from /openapi.json, valid and invalid: no 500, answers as documented."""
     schemathesis = pytest.importorskip("schemathesis")
