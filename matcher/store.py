@@ -76,7 +76,9 @@ class Store:
         self.path = Path(path)
         _create_private(self.path)
         try:
-            self.db = sqlite_utils.Database(str(self.path))
+            # One Store is used by one caller at a time, but not always from one thread:
+            # the web app opens it in one worker thread and uses it in another.
+            self.db = sqlite_utils.Database(sqlite3.connect(str(self.path), check_same_thread=False))
             # WAL and a busy timeout let two scans share the file without
             # "database is locked"; writes are short transactions.
             self.db.execute("PRAGMA busy_timeout = 30000")

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the web app needs the [web] extra")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from conftest import Cli  # noqa: E402
+from conftest import Cli, running_server  # noqa: E402
 from matcher.policy import load_policy  # noqa: E402
 from matcher.store import Store  # noqa: E402
 from matcher.web import WebSettings, create_app  # noqa: E402
@@ -133,6 +133,34 @@ def test_reviewer_tokens_and_api_keys_are_checked(two_people):
     assert client.get("/review", follow_redirects=False).status_code == 401
     store = Store(db)
     assert token not in json.dumps(list(store.db.query("SELECT * FROM credentials")))
+    store.close()
+
+
+def test_many_requests_at_once_on_a_real_server(two_people):
+    """uvicorn runs each request in a worker thread: parallel reads and writes, no error, nothing lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    db, people = two_people
+    with running_server(create_app(str(db), load_policy(None))) as base:
+        with httpx.Client(base_url=base) as first:
+            csrf = first.get("/").cookies["cm_csrf"]
+            first.cookies.set("cm_csrf", csrf)  # Secure: the client keeps it for HTTPS only
+            signed_in = first.post("/access", data={"csrf": csrf, "code": people["bob"][1]})
+        cookies = {"cm_csrf": csrf, "cm_session": signed_in.cookies["cm_session"]}
+
+        def request(number: int) -> int:
+            with httpx.Client(base_url=base, cookies=cookies, timeout=120) as client:
+                if number % 3:
+                    return client.get("/me").status_code
+                return client.post("/me/consents", data={"csrf": csrf, "uploader": f"friend-{number}"}).status_code
+
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(request, range(90)))
+    assert statuses.count(200) == 60 and statuses.count(303) == 30, statuses
+    store = Store(db)
+    assert len(store.consents_of(people["bob"][0])) == 30
     store.close()
 
 

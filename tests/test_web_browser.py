@@ -10,14 +10,11 @@ written to $CONSENT_MATCHER_SCREENSHOTS when set (to look at them).
 import os
 import re
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import Cli
+from conftest import Cli, running_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -33,25 +30,13 @@ PHONE, DESKTOP = (390, 844), (1280, 900)
 @pytest.fixture
 def server(tmp_path):
     """The web app on a free local port, in a thread, on a fresh database."""
-    uvicorn = pytest.importorskip("uvicorn")
+    pytest.importorskip("uvicorn")
     from matcher.policy import load_policy
     from matcher.web import create_app
 
     db = tmp_path / "consent.db"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(str(db), load_policy(None)), host="127.0.0.1", port=port, log_level="warning")
-    web = uvicorn.Server(config)
-    thread = threading.Thread(target=web.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not web.started:
-        assert time.monotonic() < deadline, "the web app did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", db
-    web.should_exit = True
-    thread.join(timeout=10)
+    with running_server(create_app(str(db), load_policy(None))) as base:
+        yield base, db
 
 
 @pytest.fixture
