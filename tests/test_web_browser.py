@@ -10,6 +10,7 @@ written to $CONSENT_MATCHER_SCREENSHOTS when set (to look at them).
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -80,8 +81,21 @@ class Pages:
         from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.wait import WebDriverWait
 
+        from selenium.common.exceptions import WebDriverException
+
         old = self.find("html")
-        (self.find(target) if isinstance(target, str) else target).click()
+        for attempt in range(3):
+            try:
+                (self.find(target) if isinstance(target, str) else target).click()
+                break
+            except WebDriverException as exc:
+                # ChromeDriver sometimes loses its node ids after the window was resized
+                # for a screenshot ("does not belong to the document"); the page is unchanged.
+                if "does not belong to the document" not in str(exc) or attempt == 2:
+                    raise
+                time.sleep(0.2)
+                if expected_conditions.staleness_of(old)(self.driver):
+                    break  # the click went through after all: do not click on the next page
         WebDriverWait(self.driver, 60).until(expected_conditions.staleness_of(old))
 
     @property
