@@ -61,6 +61,10 @@ class FaceEngine(Protocol):
 
 # dlib's frontal HOG detector finds faces of at least about this many pixels.
 HOG_WINDOW = 80
+DETECTORS = ("hog", "blazeface")
+# With the blazeface detector, HOG looks at a crop where the proposed face spans
+# this many pixels: comfortably above its window, on a crop of about 220 px.
+PROPOSAL_SIDE = 110
 
 
 class ModelsMissing(RuntimeError):
@@ -86,16 +90,24 @@ class DlibEngine:
     are found); landmarks and descriptors are then computed on the full image.
     ``jitters``: how many re-sampled copies each descriptor averages (dlib's
     published 99.38 % on LFW uses 100; 1 is face_recognition's default).
+    ``detector``: ``hog`` searches the whole image with HOG, as face_recognition
+    does; ``blazeface`` asks BlazeFace (:mod:`matcher.proposals`) where faces
+    may be and runs HOG only around those places, sized so the face spans
+    about 110 px: the same faces and boxes, several times faster on large photos.
     """
 
     name = "dlib_resnet_v1"
     dim = 128
 
-    def __init__(self, detect_max_side: int = 1600, upsample: int = 1, jitters: int = 1, min_face: int | None = None):
+    def __init__(self, detect_max_side: int = 1600, upsample: int = 1, jitters: int = 1, min_face: int | None = None,
+                 detector: str = "hog"):
+        if detector not in DETECTORS:
+            raise ValueError(f"unknown detector {detector!r} (one of: {', '.join(DETECTORS)})")
         self.detect_max_side = detect_max_side
         self.upsample = upsample
         self.jitters = jitters
         self.min_face = min_face
+        self.detector = detector
 
     def detection_plan(self, height: int, width: int, scale: float = 1.0) -> tuple[int, int]:
         """(longest side of the detection copy, upsampling) for an image of this size.
@@ -108,15 +120,26 @@ class DlibEngine:
         when the face is smaller than the window even at full size.
         """
         longest = max(height, width)
-        if self.min_face is None:
+        if self.min_face is None or self.detector == "blazeface":
+            # blazeface: proposals need little resolution, and HOG then runs on crops
+            # zoomed to the face; ``min_face`` only sets which proposals are sought.
             return min(longest, self.detect_max_side), self.upsample
         ratio = HOG_WINDOW * scale / self.min_face  # detection pixels per image pixel
         if ratio <= 1:
             return max(HOG_WINDOW, round(longest * ratio)), 0
         return min(longest, round(longest * ratio / 2)), 1
 
+    def smallest_face(self, height: int, width: int, scale: float = 1.0) -> float:
+        """The smallest face searched for, in pixels of this image: ``min_face`` (given in the
+        original's pixels), else what the default HOG search reaches (40 px of a 1600 px copy)."""
+        if self.min_face is not None:
+            return self.min_face / scale
+        return HOG_WINDOW / 2 * max(1.0, max(height, width) / self.detect_max_side)
+
     def detect(self, rgb: np.ndarray, scale: float = 1.0) -> list[Box]:
         """Face boxes in this image's coordinates (``scale``: original pixels per pixel of it)."""
+        if self.detector == "blazeface":
+            return self._detect_around_proposals(rgb, scale)
         _, detector, _, _ = _load_models()
         side, upsample = self.detection_plan(*rgb.shape[:2], scale=scale)
         small, scale = downscale(rgb, side)
@@ -131,6 +154,36 @@ class DlibEngine:
                     left=max(0, round(rect.left() / scale)),
                 )
             )
+        return boxes
+
+    def _detect_around_proposals(self, rgb: np.ndarray, scale: float) -> list[Box]:
+        """HOG on a crop around each BlazeFace proposal, the proposal sized to PROPOSAL_SIDE px."""
+        import cv2
+
+        from matcher.proposals import propose
+
+        _, detector, _, _ = _load_models()
+        height, width = rgb.shape[:2]
+        boxes: list[Box] = []
+        for proposal in propose(rgb, self.smallest_face(height, width, scale)):
+            side = proposal.side
+            centre_x, centre_y = (proposal.left + proposal.right) / 2, (proposal.top + proposal.bottom) / 2
+            top, left = max(0, int(centre_y - side)), max(0, int(centre_x - side))
+            bottom, right = min(height, int(centre_y + side)), min(width, int(centre_x + side))
+            if bottom - top < 2 or right - left < 2:
+                continue
+            zoom = PROPOSAL_SIDE / side
+            crop = cv2.resize(rgb[top:bottom, left:right], None, fx=zoom, fy=zoom,
+                              interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR)
+            for rect in detector(crop, 0):
+                box = Box(
+                    top=max(0, round(top + rect.top() / zoom)),
+                    right=min(width, round(left + rect.right() / zoom)),
+                    bottom=min(height, round(top + rect.bottom() / zoom)),
+                    left=max(0, round(left + rect.left() / zoom)),
+                )
+                if all(_overlap(box, other) < 0.5 for other in boxes):  # found again from a neighbouring proposal
+                    boxes.append(box)
         return boxes
 
     def embed(self, rgb: np.ndarray, boxes: list[Box]) -> np.ndarray:
@@ -169,6 +222,13 @@ def _load_models():
     )
 
 
+def _overlap(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
+    inter = max(0, min(a.bottom, b.bottom) - max(a.top, b.top)) * max(0, min(a.right, b.right) - max(a.left, b.left))
+    union = a.width * a.height + b.width * b.height - inter
+    return inter / union if union else 0.0
+
+
 def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """A copy whose longest side is at most ``max_side``, and the scale applied."""
     height, width = rgb.shape[:2]
@@ -185,9 +245,11 @@ def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 _process_engines: dict[tuple, DlibEngine] = {}
 
 
-def process_engine(detect_max_side: int = 1600, jitters: int = 1, min_face: int | None = None) -> DlibEngine:
+def process_engine(detect_max_side: int = 1600, jitters: int = 1, min_face: int | None = None,
+                   detector: str = "hog") -> DlibEngine:
     """The engine of this process for these settings, created on first use (once per worker)."""
-    key = (detect_max_side, jitters, min_face)
+    key = (detect_max_side, jitters, min_face, detector)
     if key not in _process_engines:
-        _process_engines[key] = DlibEngine(detect_max_side=detect_max_side, jitters=jitters, min_face=min_face)
+        _process_engines[key] = DlibEngine(detect_max_side=detect_max_side, jitters=jitters, min_face=min_face,
+                                           detector=detector)
     return _process_engines[key]

@@ -87,6 +87,7 @@ class ScanOptions:
     max_video_frames: int = 3600
     max_image_frames: int = DEFAULT_MAX_IMAGE_FRAMES
     min_face: int | None = None  # smallest face of interest, px of the original (None: detect like face_recognition)
+    detector: str = "blazeface"  # or "hog": HOG over the whole image, like face_recognition (see DlibEngine)
 
 
 def observe(path: str, options: ScanOptions = ScanOptions()) -> Observation:
@@ -165,7 +166,7 @@ def _read_for_shipping(path: str) -> tuple[bytes, int, int] | None:
 
 
 def _find_faces(obs: Observation, data: bytes | None, options: ScanOptions) -> None:
-    engine = process_engine(options.detect_max_side, min_face=options.min_face)
+    engine = process_engine(options.detect_max_side, min_face=options.min_face, detector=options.detector)
     started = time.perf_counter()
     if obs.kind == "image":
         frames: Iterable[Frame] = image_frames(
@@ -238,9 +239,14 @@ class InlineExecutor(Executor):
         return future
 
 
-def _ignore_sigint() -> None:
+def _start_worker() -> None:
     # Ctrl-C is handled by the scanning process, which stops the pool itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # One worker process per core: OpenCV's own threads (resizing, the face
+    # proposal network) would only compete with the other workers.
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 def make_executor(workers: int) -> Executor:
@@ -249,7 +255,7 @@ def make_executor(workers: int) -> Executor:
     import multiprocessing
 
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
     )
 
 
