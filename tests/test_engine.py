@@ -16,3 +16,29 @@ def test_min_face_sizes_the_copy_for_the_hog_window():
     # Faces smaller than the window: upsampled once, from a copy sized for 40 px.
     assert DlibEngine(min_face=50).detection_plan(1000, 1000) == (800, 1)
     assert DlibEngine(min_face=20).detection_plan(1000, 1000) == (1000, 1)  # never above full size
+
+
+def test_proposal_tiles_hold_every_face_whole_and_large_enough():
+    """Any square face from the smallest size up to the photo's size, anywhere, lies wholly
+    inside some tile of a level where it spans at least the network's smallest face."""
+    import numpy as np
+
+    from matcher.proposals import MIN_FACE_IN_TILE, TILE, tiles
+
+    rng = np.random.default_rng(0)
+    for height, width, min_face in ((3024, 4032, 150), (3024, 4032, 75), (250, 250, 40), (1080, 1920, 60),
+                                    (5000, 300, 100), (100, 100, 400)):
+        plan = tiles(height, width, min_face)
+        for _ in range(400):
+            side = min(rng.uniform(min_face, max(min_face, min(height, width))), min(height, width))
+            top, left = rng.uniform(0, height - side), rng.uniform(0, width - side)
+            assert any(
+                y <= top * scale and x <= left * scale and (top + side) * scale <= y + TILE
+                and (left + side) * scale <= x + TILE and side * scale >= MIN_FACE_IN_TILE - 1e-9
+                for scale, y, x in plan
+            ), (height, width, min_face, side, top, left)
+
+
+def test_blazeface_detector_sizes_the_decode_like_hog():
+    # The proposals need little resolution; HOG runs on crops zoomed to each face.
+    assert DlibEngine(min_face=150, detector="blazeface").detection_plan(3024, 4032) == (1600, 1)

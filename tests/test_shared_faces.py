@@ -111,6 +111,51 @@ def test_lfw10_photos_in_other_formats_sideways_and_in_videos(cli, shared_faces,
             assert match["frame_times"] == [0.0, 1.0, 2.0]
 
 
+def test_blazeface_detector_keeps_the_faces_hog_finds(shared_faces):
+    """Phone-size photos (4032x3024, faces 150-700 px, some EXIF-rotated) and LFW originals of all ten
+    lfw10 people: HOG around BlazeFace's proposals keeps the faces whole-image HOG finds, and their
+    embeddings stay within the drift of a few pixels' box shift."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from matcher.engine import process_engine
+    from matcher.media import image_frames
+    from test_intake import on_canvas
+
+    def overlap(a, b):
+        inter = max(0, min(a.bottom, b.bottom) - max(a.top, b.top)) * max(0, min(a.right, b.right) - max(a.left, b.left))
+        return inter / (a.width * a.height + b.width * b.height - inter)
+
+    hog, fast = process_engine(), process_engine(detector="blazeface")
+    people = sorted(p for p in (shared_faces / "lfw10").iterdir() if p.is_dir())
+    photos = []
+    for number, person in enumerate(people):
+        face = Image.open(sorted(person.glob("*.jpg"))[number % 3]).convert("RGB")
+        photos.append(face)
+        width = (150, 250, 400, 700)[number % 4] * 250 // 107  # LFW faces are ~107 px of 250
+        canvas = on_canvas(face, width, (400 + 250 * number, 300 + 120 * number))
+        if number % 3 == 0:
+            canvas = canvas.rotate(90, expand=True)
+        photos.append(canvas)
+    found = 0
+    for photo in photos:
+        data = io.BytesIO()
+        photo.save(data, "JPEG", quality=90)
+        frame = next(image_frames(data.getvalue(), min_side=lambda w, h: hog.detection_plan(h, w)[0]))
+        rgb = np.ascontiguousarray(frame.rgb)
+        expected, kept = hog.detect(rgb, frame.scale), fast.detect(rgb, frame.scale)
+        assert len(kept) == len(expected)
+        for box in expected:
+            twin = max(kept, key=lambda other: overlap(box, other))
+            assert overlap(box, twin) > 0.6, (box, twin)
+            drift = np.linalg.norm(hog.embed(rgb, [box])[0] - fast.embed(rgb, [twin])[0])
+            assert drift < 0.12, drift
+            found += 1
+    assert found >= len(photos) * 3 // 4  # not a comparison of two empty lists: 16 of 20 here
+
+
 def test_calibrate_recovers_a_sensible_threshold_on_lfw10(cli, shared_faces, tmp_path):
     from PIL import Image
 
