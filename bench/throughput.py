@@ -1,6 +1,7 @@
 """Scan throughput against face_recognition's own CLI, on the same folder and cores.
 
     .venv/bin/python bench/throughput.py [--faces ../shared/faces] [--runs 3] [--cpus N] [--keep DIR]
+                                         [--ours="SCAN ARGS"]... [--ours-only]
 
 Builds a corpus from ../shared/faces/lfw10: phone-size JPEGs (4032x3024) with
 one person's photo placed on a varied background at a face width of 150, 250,
@@ -8,7 +9,8 @@ one person's photo placed on a varied background at a face width of 150, 250,
 (as phones do), plus the original 250x250 photos. Three people are enrolled
 from two photos each (not in the corpus). Then, in the same run, alternately:
 
-- ours:  consent-matcher scan --workers N
+- ours:  consent-matcher scan --workers N [SCAN ARGS], once per --ours given
+  (default: one run with no extra arguments)
 - theirs: face_recognition --cpus N KNOWN UNKNOWN (same dlib models, HOG,
   shrinks images over 1600 px, one process per core)
 
@@ -184,8 +186,11 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--keep", type=Path, help="Build the corpus here and keep it.")
     parser.add_argument("--ours-only", action="store_true")
-    parser.add_argument("scan_args", nargs="*", help="Extra arguments for our scan (after --).")
+    parser.add_argument("--ours", action="append", default=None, metavar="SCAN_ARGS",
+                        help="Extra arguments for one configuration of our scan (repeatable; write --ours='--min-face 150', "
+                             "with '=', and --ours= for the defaults).")
     args = parser.parse_args()
+    configs = args.ours or [""]
     work = args.keep or Path(tempfile.mkdtemp(prefix="cm-bench-"))
     truth_file = work / "truth.json"
     if truth_file.exists():
@@ -197,9 +202,11 @@ def main() -> None:
     phone = sum(1 for name in truth if "phone" in name)
     print(f"corpus: {images} images ({phone} at 4032x3024, {images - phone} at 250x250), {args.cpus} cores, "
           f"{len(ENROLLED)} people enrolled; {args.runs} runs each, alternating")
-    results: dict[str, list] = {"ours": [], "theirs": []}
+    labels = {config: "ours" + (f" {config}" if config else "") for config in configs}
+    results: dict[str, list] = {label: [] for label in labels.values()} | {"theirs": []}
     for _ in range(args.runs):
-        results["ours"].append(run_ours(known, unknown, work, args.cpus, args.scan_args))
+        for config, label in labels.items():
+            results[label].append(run_ours(known, unknown, work, args.cpus, config.split()))
         if not args.ours_only:
             results["theirs"].append(run_theirs(known, unknown, args.cpus))
     rates = {}
@@ -210,18 +217,19 @@ def main() -> None:
         peak = max(r[1] for r in runs)
         recall, precision = accuracy(runs[-1][2]["found"], truth)
         rates[name] = images / seconds
-        print(f"{name:7} {images / seconds:6.2f} images/s (median {seconds:.1f} s; runs: "
+        print(f"{name}: {images / seconds:6.2f} images/s (median {seconds:.1f} s; runs: "
               f"{', '.join(f'{r[0]:.1f}' for r in runs)}), peak memory {peak / 2**20:.0f} MiB, "
               f"recall {100 * recall:.1f} %, precision {100 * precision:.1f} %"
-              + (" (remove or review)" if name == "ours" else " (any match at 0.6)"))
-        if name == "ours":
+              + (" (remove or review)" if name != "theirs" else " (any match at 0.6)"))
+        if name != "theirs":
             recall, precision = accuracy(runs[-1][2]["removed"], truth)
             print(f"        removals alone: recall {100 * recall:.1f} %, precision {100 * precision:.1f} %")
-    profile = results["ours"][-1][2]["profile"]
-    print("ours, time by stage (s, summed over workers): "
-          + ", ".join(f"{stage} {sec:.1f}" for stage, sec in sorted(profile.items(), key=lambda kv: -kv[1])))
-    if "theirs" in rates:
-        print(f"ratio: {rates['ours'] / rates['theirs']:.2f}x face_recognition's images/s")
+    for label in labels.values():
+        profile = results[label][-1][2]["profile"]
+        print(f"{label}, time by stage (s, summed over workers): "
+              + ", ".join(f"{stage} {sec:.1f}" for stage, sec in sorted(profile.items(), key=lambda kv: -kv[1])))
+        if "theirs" in rates:
+            print(f"{label}: {rates[label] / rates['theirs']:.2f}x face_recognition's images/s")
     if not args.keep:
         shutil.rmtree(work)
 
