@@ -317,8 +317,8 @@ class Progress:
               help="Refuse images larger than this many pixels, before decoding them (decompression bombs); at most Pillow's own hard limit.")
 @click.option("--min-face", type=click.IntRange(20), default=None,
               help="Smallest face of interest, in pixels of the original photo: detection is sized for it, which is "
-                   "faster on large photos. Default: search a copy of at most 1600 px, upsampled once, like "
-                   "face_recognition (faces down to ~40 px of that copy).")
+                   "faster on large photos. Default: what face_recognition reaches, ~40 px of a copy of at most "
+                   "1600 px (100 px of a 4032 px phone photo).")
 @click.option("--detector", type=click.Choice(DETECTORS), default="blazeface", show_default=True,
               help="hog: search each whole image with dlib's HOG, like face_recognition. blazeface: let the small "
                    "BlazeFace network propose where faces are and run HOG only there (same faces and boxes, several "
