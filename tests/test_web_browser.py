@@ -76,31 +76,43 @@ class Pages:
 
         return self.driver.find_elements(By.CSS_SELECTOR, css)
 
-    def click(self, target) -> None:
-        """Click (a CSS selector or an element) and wait for the next page to load."""
-        from selenium.webdriver.support import expected_conditions
-        from selenium.webdriver.support.wait import WebDriverWait
+    def act(self, css: str, action) -> None:
+        """Find ``css`` and act on it, finding it again when ChromeDriver lost its node.
 
+        After the window is resized for a screenshot, ChromeDriver sometimes hands out
+        node ids that "do not belong to the document" for a moment; the page is unchanged.
+        """
         from selenium.common.exceptions import WebDriverException
 
-        old = self.find("html")
-        for attempt in range(3):
+        for attempt in range(5):
             try:
-                (self.find(target) if isinstance(target, str) else target).click()
-                break
+                return action(self.find(css))
             except WebDriverException as exc:
-                # ChromeDriver sometimes loses its node ids after the window was resized
-                # for a screenshot ("does not belong to the document"); the page is unchanged.
-                if "does not belong to the document" not in str(exc) or attempt == 2:
+                if "does not belong to the document" not in str(exc) or attempt == 4:
                     raise
-                time.sleep(0.2)
-                if expected_conditions.staleness_of(old)(self.driver):
-                    break  # the click went through after all: do not click on the next page
-        WebDriverWait(self.driver, 60).until(expected_conditions.staleness_of(old))
+                time.sleep(0.3)
+
+    def type(self, css: str, text: str) -> None:
+        self.act(css, lambda element: element.send_keys(text))
+
+    def click(self, css: str) -> None:
+        """Click and wait for the next page to load (a click that went through is never repeated)."""
+        from selenium.webdriver.support.wait import WebDriverWait
+
+        # A mark on this page's window object: gone once the next page has loaded
+        # (no element handle involved, so the node-id hiccup cannot fool it).
+        self.driver.execute_script("window.__before_click = true")
+
+        def moved_on(driver) -> bool:
+            return driver.execute_script(
+                "return window.__before_click === undefined && document.readyState === 'complete'")
+
+        self.act(css, lambda element: None if moved_on(self.driver) else element.click())
+        WebDriverWait(self.driver, 60).until(moved_on)
 
     @property
     def text(self) -> str:
-        return self.find("body").text
+        return self.driver.execute_script("return document.body.innerText")
 
     def shoot(self, name: str) -> None:
         """Screenshots at both widths; the page must not scroll sideways on a phone."""
@@ -129,7 +141,7 @@ def test_individual_and_reviewer_in_a_real_browser(server, browser, demo_folder,
     assert "Opt out" in pages.text
     pages.shoot("home")
     pages.click("a[href='/enroll']")
-    pages.find("input[type=file]").send_keys(str(demo_folder["reference"]))
+    pages.type("input[type=file]", str(demo_folder["reference"]))
     pages.shoot("enroll")
     pages.click("button[type=submit]")
     assert "Is this your face?" in pages.text
@@ -160,15 +172,16 @@ def test_individual_and_reviewer_in_a_real_browser(server, browser, demo_folder,
     pages.open("/review")
     assert "Please sign in" in pages.text  # the person's session does not open the review queue
     pages.open("/review/sign-in")
-    pages.find("#token").send_keys(token)
+    pages.type("#token", token)
     pages.click("button[type=submit]")
     assert "Review queue" in pages.text and "astronaut-press-photo.jpg" in pages.text
-    card = pages.all("div.card[id^=item-]")
-    assert len(card) == 1
-    assert card[0].find_element("css selector", "img.photo").get_attribute("src").startswith("data:image/jpeg")
+    cards = pages.all("div.card[id^=item-]")
+    assert len(cards) == 1
+    item = "#" + cards[0].get_attribute("id")
+    assert pages.find(f"{item} img.photo").get_attribute("src").startswith("data:image/jpeg")
     pages.shoot("review-queue")
-    card[0].find_element("css selector", "input[name=note]").send_keys("identifiable bystander, not the story")
-    pages.click(card[0].find_element("css selector", "button[value=remove]"))
+    pages.type(f"{item} input[name=note]", "identifiable bystander, not the story")
+    pages.click(f"{item} button[value=remove]")
     assert "Decision recorded" in pages.text and "Nothing is waiting for review" in pages.text
     pages.shoot("review-done")
     assert cli.report()["astronaut-press-photo.jpg"]["decision"] == "remove"
@@ -178,11 +191,11 @@ def test_individual_and_reviewer_in_a_real_browser(server, browser, demo_folder,
 
     # The person comes back with the code, grants a consent to one uploader.
     pages.open("/access")
-    pages.find("#code").send_keys(code.lower().replace("-", " "))  # typed loosely: still accepted
+    pages.type("#code", code.lower().replace("-", " "))  # typed loosely: still accepted
     pages.shoot("access")
     pages.click("button[type=submit]")
     assert "Your opt-out is active" in pages.text
-    pages.find("#uploader").send_keys("user-77")
+    pages.type("#uploader", "user-77")
     pages.click("form[action='/me/consents'] button")
     assert "Consent recorded" in pages.text and "user-77" in pages.text
     pages.shoot("my-opt-out")
@@ -193,7 +206,7 @@ def test_individual_and_reviewer_in_a_real_browser(server, browser, demo_folder,
     pages.click("button.danger")  # without ticking the box
     assert "Tick the box" in pages.text and cli.json("people")
     pages.shoot("erase-confirm")
-    pages.find("input[name=confirm]").click()
+    pages.act("input[name=confirm]", lambda box: box.click())  # tick the box
     pages.click("button.danger")
     assert "Everything about you is erased" in pages.text
     pages.shoot("erased")
@@ -202,6 +215,6 @@ def test_individual_and_reviewer_in_a_real_browser(server, browser, demo_folder,
     pages.open("/me")
     assert "Please sign in" in pages.text
     pages.open("/access")
-    pages.find("#code").send_keys(code)
+    pages.type("#code", code)
     pages.click("button[type=submit]")
     assert "not valid" in pages.text
