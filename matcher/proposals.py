@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from matcher.engine import ModelsMissing
+
 MODEL_FILE = "face_detection_full_range.tflite"
 TILE = 192  # the network's input side
 GRID = 48  # its output: one anchor per 4x4 pixels of the input
@@ -31,7 +33,7 @@ MIN_FACE_IN_TILE = 16
 MIN_SCORE = 0.35
 
 
-class ProposalModelMissing(RuntimeError):
+class ProposalModelMissing(ModelsMissing):
     pass
 
 

@@ -22,7 +22,7 @@ from typing import Callable, Collection, Iterable, Iterator
 import numpy as np
 
 from matcher.decide import Decider, refresh_stale_decisions
-from matcher.engine import Box, DlibEngine, process_engine
+from matcher.engine import Box, DlibEngine, ModelsMissing, process_engine
 from matcher.media import (
     DEFAULT_MAX_IMAGE_FRAMES,
     DEFAULT_MAX_PIXELS,
@@ -347,8 +347,8 @@ def scan(
     def collect(path: str, future: Future) -> Observation:
         try:
             return future.result()
-        except (KeyboardInterrupt, SystemExit):
-            raise
+        except (KeyboardInterrupt, SystemExit, ModelsMissing):
+            raise  # a broken install stops the scan: no file is to blame
         except Exception as exc:  # the task itself failed: a worker died, on every retry
             return Observation(path=path, file_error=f"no worker could process the file ({type(exc).__name__}: {exc})")
 

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -216,3 +217,15 @@ def test_two_scans_at_once_share_the_database(demo_folder, tmp_path):
                             ).fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM media m WHERE NOT EXISTS "
                             "(SELECT 1 FROM faces f WHERE f.sha256 = m.sha256)").fetchone()[0] == 0
+
+
+def test_missing_proposal_model_stops_the_scan_and_blames_no_file(cli, demo_folder, monkeypatch, request):
+    """A broken install is not the uploads' fault: the scan stops with the reason, nothing recorded."""
+    from matcher import proposals
+
+    monkeypatch.setattr(proposals, "model_path", lambda: Path("/nonexistent/face_detection_full_range.tflite"))
+    proposals._network.cache_clear()  # loaded once per process: forget the real one for this test
+    request.addfinalizer(proposals._network.cache_clear)
+    result = cli("scan", "--workers", "1", "--quiet", demo_folder["hopper"], ok=False)
+    assert result.exit_code == 1 and "face proposal model missing: /nonexistent/" in result.output
+    assert cli.json("report") == []
