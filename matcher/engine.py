@@ -143,18 +143,7 @@ class DlibEngine:
         _, detector, _, _ = _load_models()
         side, upsample = self.detection_plan(*rgb.shape[:2], scale=scale)
         small, scale = downscale(rgb, side)
-        height, width = rgb.shape[:2]
-        boxes = []
-        for rect in detector(small, upsample):
-            boxes.append(
-                Box(
-                    top=max(0, round(rect.top() / scale)),
-                    right=min(width, round(rect.right() / scale)),
-                    bottom=min(height, round(rect.bottom() / scale)),
-                    left=max(0, round(rect.left() / scale)),
-                )
-            )
-        return boxes
+        return [_box_from_rect(rect, scale, rgb.shape) for rect in detector(small, upsample)]
 
     def _detect_around_proposals(self, rgb: np.ndarray, scale: float) -> list[Box]:
         """HOG on a crop around each BlazeFace proposal, the proposal sized to PROPOSAL_SIDE px."""
@@ -176,12 +165,7 @@ class DlibEngine:
             crop = cv2.resize(rgb[top:bottom, left:right], None, fx=zoom, fy=zoom,
                               interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR)
             for rect in detector(crop, 0):
-                box = Box(
-                    top=max(0, round(top + rect.top() / zoom)),
-                    right=min(width, round(left + rect.right() / zoom)),
-                    bottom=min(height, round(top + rect.bottom() / zoom)),
-                    left=max(0, round(left + rect.left() / zoom)),
-                )
+                box = _box_from_rect(rect, zoom, rgb.shape, top, left)
                 if all(_overlap(box, other) < 0.5 for other in boxes):  # found again from a neighbouring proposal
                     boxes.append(box)
         return boxes
@@ -219,6 +203,18 @@ def _load_models():
         dlib.get_frontal_face_detector(),
         dlib.shape_predictor(str(landmarks)),
         dlib.face_recognition_model_v1(str(descriptor)),
+    )
+
+
+def _box_from_rect(rect, zoom: float, shape: tuple, top: int = 0, left: int = 0) -> Box:
+    """A dlib rectangle found on a copy ``zoom`` times the size of the image region at
+    (``top``, ``left``), as a box in the image's coordinates, clipped to its ``shape``."""
+    height, width = shape[:2]
+    return Box(
+        top=max(0, round(top + rect.top() / zoom)),
+        right=min(width, round(left + rect.right() / zoom)),
+        bottom=min(height, round(top + rect.bottom() / zoom)),
+        left=max(0, round(left + rect.left() / zoom)),
     )
 
 
