@@ -412,16 +412,15 @@ def scan(
     return summary
 
 
-def check_file(store: Store, policy: Policy, path: str, label: str, metadata: dict | None = None,
-               options: ScanOptions = ScanOptions()) -> str | None:
-    """Observe one file now (an upload) and record it under ``label``, with its matches and decisions.
+def check_upload(store: Store, policy: Policy, data: bytes, label: str, metadata: dict | None = None,
+                 options: ScanOptions = ScanOptions()) -> str | None:
+    """Observe uploaded bytes now and record them under ``label``, with their matches and decisions.
 
-    Returns the reason when the file is no usable media; then nothing is recorded.
+    Returns the reason when the upload is no usable media; then nothing is recorded.
     """
-    obs = observe(path, options)
+    obs = observe_shipped(label, data, len(data), time.time_ns(), options)
     if obs.error:
         return obs.error
-    obs.path = label
     _record(store, Decider(store, policy, DlibEngine.name), obs, metadata, ScanSummary(), store.begin_scan())
     return None
 

@@ -24,7 +24,6 @@ import hmac
 import logging
 import os
 import secrets
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ from matcher.html_report import draw_faces, thumbnail
 from matcher.media import DEFAULT_MAX_PIXELS, Frame, sniff
 from matcher.policy import Policy
 from matcher.report import media_reports
-from matcher.scan import ScanOptions, check_file
+from matcher.scan import ScanOptions, check_upload
 from matcher.store import Store
 
 log = logging.getLogger("consent-matcher.web")
@@ -513,18 +512,14 @@ def create_app(db_path: str, policy: Policy, settings: WebSettings = WebSettings
         The answer has the shape of one entry of `consent-matcher report --format json`.
         """
         data = read_upload(file, "send an image or a video")
-        with tempfile.NamedTemporaryFile(suffix=Path(_name(file)).suffix[:16]) as handle:
-            handle.write(data)
-            handle.flush()
-            label = f"api/{client}/{media_id.strip() or hashlib.sha256(data).hexdigest()}"
-            metadata = {"uploader": uploader.strip() or None,
-                        "context": [tag.strip() for tag in context.split(",") if tag.strip()]}
-            try:
-                with face_lock:
-                    error = check_file(store, policy, handle.name, label, metadata,
-                                       ScanOptions(max_pixels=settings.max_pixels))
-            except ModelsMissing as exc:
-                raise PageError(503, str(exc)) from None
+        label = f"api/{client}/{media_id.strip() or hashlib.sha256(data).hexdigest()}"
+        metadata = {"uploader": uploader.strip() or None,
+                    "context": [tag.strip() for tag in context.split(",") if tag.strip()]}
+        try:
+            with face_lock:
+                error = check_upload(store, policy, data, label, metadata, ScanOptions(max_pixels=settings.max_pixels))
+        except ModelsMissing as exc:
+            raise PageError(503, str(exc)) from None
         if error:
             raise PageError(422, f"{_name(file)}: {error}")
         return next(media_reports(store, paths=[label]))
