@@ -670,7 +670,6 @@ class Store:
         rows = list(self.db.query("SELECT sha256 FROM files WHERE path = ?", [text_path(path)]))
         return rows[0]["sha256"] if rows else None
 
-
     def last_fact_change(self) -> int:
         """The audit id of the latest change of the facts decisions rest on (enrollment,
         consent, opt-in/out, erasure, review): 0 when none."""

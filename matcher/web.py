@@ -262,6 +262,10 @@ def create_app(db_path: str, policy: Policy, settings: WebSettings = WebSettings
         set_cookie(response, SESSION_COOKIE, store.start_session(kind, subject, seconds), max_age=seconds)
         return response
 
+    def sign_out_of(response: Response) -> None:
+        response.delete_cookie(SESSION_COOKIE, path="/", secure=settings.secure_cookies, httponly=True,
+                               samesite="strict")
+
     def read_upload(upload: UploadFile, what: str) -> bytes:
         data = upload.file.read()
         if not data:
@@ -381,8 +385,7 @@ def create_app(db_path: str, policy: Policy, settings: WebSettings = WebSettings
         if token:
             store.end_session(token)
         response = redirect("/")
-        response.delete_cookie(SESSION_COOKIE, path="/", secure=settings.secure_cookies, httponly=True,
-                               samesite="strict")
+        sign_out_of(response)
         return response
 
     # -- an enrolled person's own record -------------------------------------------------
@@ -437,8 +440,7 @@ def create_app(db_path: str, policy: Policy, settings: WebSettings = WebSettings
         counts = actions.forget(store, policy, person, f"web:person:{person.id}")
         request.state.session = None
         response = render(request, "erased.html", counts=counts)
-        response.delete_cookie(SESSION_COOKIE, path="/", secure=settings.secure_cookies, httponly=True,
-                               samesite="strict")
+        sign_out_of(response)
         return response
 
     # -- reviewers ---------------------------------------------------------------------
