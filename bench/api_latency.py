@@ -25,7 +25,7 @@ from PIL import Image
 
 from matcher.demo import package_photos
 from matcher.policy import load_policy
-from matcher.store import Store
+from matcher.services import access, open_session
 from matcher.web import create_app
 
 
@@ -49,9 +49,8 @@ def main(runs: int) -> None:
         # Enrolled by another process: this one loads the face models on its first call, as a server does.
         subprocess.run([sys.executable, "-m", "matcher", "--db", str(db), "enroll", "eileen", str(reference)],
                        check=True, stdout=subprocess.DEVNULL)
-        store = Store(db)
-        key = store.add_credential("apikey", "bench")
-        store.close()
+        with open_session(db, load_policy(None)) as session:
+            key = access.add_credential(session, "apikey", "bench", "bench")
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]

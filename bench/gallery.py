@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from matcher.match import Gallery, assign
+from matcher.gallery import Gallery, assign
 
 
 def main(references: int, runs: int) -> None:

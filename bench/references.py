@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from matcher.engine import DlibEngine
+from matcher.faces import DlibSpec
 from matcher.media import decode_image
 
 SETS = {"lfw10": ("*.jpg", 3), "bbt": ("*.png", 2)}
@@ -30,7 +30,7 @@ MATCH, REVIEW = 0.55, 0.62
 
 
 def embed(paths: list[Path], jitters: int) -> np.ndarray:
-    engine = DlibEngine(jitters=jitters)
+    engine = DlibSpec(jitters=jitters).build()
     vectors = []
     for path in paths:
         faces = engine.faces(decode_image(path.read_bytes()))

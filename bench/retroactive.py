@@ -18,39 +18,29 @@ from pathlib import Path
 
 import numpy as np
 
-from matcher.decide import Decider
-from matcher.match import Gallery
+from matcher.gallery import Gallery
+from matcher.model import Box, Observation, ObservedFace, Reference
 from matcher.policy import load_policy
-from matcher.store import Store, to_blob
+from matcher.services import open_session
+
+BOX = Box(0, 10, 10, 0)
 
 
-def build(store: Store, faces: int, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
+def build(store, faces: int, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
     # Like real dlib embeddings: all near a common centre, different people ~0.8
     # apart (real: 0.6-1.0), one person's faces ~0.4 apart.
     centre = rng.normal(0, 0.09, 128).astype(np.float32)
     person = centre + rng.normal(0, 0.05, 128).astype(np.float32)
     own = set(rng.choice(faces, 20, replace=False).tolist())
-    db = store.db
-    with store.write():
-        batch_media, batch_faces = [], []
-        for index in range(faces):
-            sha = f"{index // 4:064x}"
-            if index % 4 == 0:
-                batch_media.append((sha, "image", "jpeg", "ok", 4032, 3024, "dlib_resnet_v1", 1))
-                db.conn.execute("INSERT INTO files (path, sha256, status, scanned_in) VALUES (?, ?, 'ok', 1)",
-                                [f"/media/{index // 4}.jpg", sha])
-            vector = person + rng.normal(0, 0.025, 128) if index in own else centre + rng.normal(0, 0.05, 128)
-            batch_faces.append((sha, index % 4, None, 0, 10, 10, 0, to_blob(vector.astype(np.float32))))
-            if len(batch_faces) >= 100_000:
-                db.conn.executemany("INSERT INTO media (sha256, kind, format, status, width, height, engine, "
-                                    "gallery_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", batch_media)
-                db.conn.executemany("INSERT INTO faces (sha256, seq, frame_time, top, right, bottom, left, embedding) "
-                                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", batch_faces)
-                batch_media, batch_faces = [], []
-        db.conn.executemany("INSERT INTO media (sha256, kind, format, status, width, height, engine, "
-                            "gallery_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", batch_media)
-        db.conn.executemany("INSERT INTO faces (sha256, seq, frame_time, top, right, bottom, left, embedding) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", batch_faces)
+    for start in range(0, faces, 100_000):  # one transaction per 100,000 faces
+        with store.write():
+            for first in range(start, min(faces, start + 100_000), 4):
+                vectors = [person + rng.normal(0, 0.025, 128) if index in own else centre + rng.normal(0, 0.05, 128)
+                           for index in range(first, min(faces, first + 4))]
+                store.observations.record(Observation(
+                    path=f"/media/{first // 4}.jpg", engine="dlib_resnet_v1", sha256=f"{first // 4:064x}",
+                    kind="image", format="jpeg", width=4032, height=3024,
+                    faces=[ObservedFace(BOX, vector.astype(np.float32)) for vector in vectors]), None, 1)
     return person, sorted(own)
 
 
@@ -58,41 +48,42 @@ def main(faces: int, runs: int) -> None:
     rng = np.random.default_rng(0)
     policy = load_policy()
     with tempfile.TemporaryDirectory() as folder:
-        store = Store(Path(folder) / "bench.db")
+        session = open_session(Path(folder) / "bench.db", policy)
+        store = session.store
         started = time.perf_counter()
         person, own = build(store, faces, rng)
         print(f"built {faces:,} stored faces in {time.perf_counter() - started:.1f} s "
               f"({(Path(folder) / 'bench.db').stat().st_size / 1e6:.0f} MB)")
         started = time.perf_counter()
-        store.pack_face_blocks()  # what the end of a scan does
+        store.observations.pack_blocks()  # what the end of a scan does
         print(f"packed into blocks (once, at the end of the scan that stored them): "
               f"{time.perf_counter() - started:.1f} s")
-        references = [(f"ref{i}", person + rng.normal(0, 0.025, 128).astype(np.float32)) for i in range(3)]
-        added_person, _ = store.add_person_references("New Person", "dlib_resnet_v1", references, False, [])
+        references = [Reference(f"ref{i}", person + rng.normal(0, 0.025, 128).astype(np.float32)) for i in range(3)]
+        added_person, _ = store.people.add_references("New Person", "dlib_resnet_v1", references, False, [])
         totals, loads, products = [], [], []
         for _ in range(runs):
-            store.db.execute("DELETE FROM matches")
-            decider = Decider(store, policy, "dlib_resnet_v1")
+            store.decisions.replace_matches(None, [])
+            decider = session.decider()
             started = time.perf_counter()
             media = decider.match_new_references(added_person.id)
             totals.append(time.perf_counter() - started)
             # The stages, separately.
             started = time.perf_counter()
-            blocks = list(store.face_blocks())
+            blocks = list(store.observations.blocks())
             loads.append(time.perf_counter() - started)
-            person = Gallery.build([(added_person.id, vector) for _, vector in references])
+            person = Gallery.build([(added_person.id, ref.embedding) for ref in references])
             started = time.perf_counter()
             for _, matrix in blocks:
                 person.distances(matrix)
             products.append(time.perf_counter() - started)
-        matched = store.db.execute("SELECT count(*) FROM matches WHERE person_id = ?", [added_person.id]).fetchone()[0]
+        matched = store.decisions.match_count(added_person.id)
         print(f"new person against {faces:,} stored faces: median {statistics.median(totals):.3f} s "
               f"over {runs} runs (min {min(totals):.3f}, max {max(totals):.3f})")
         print(f"  read the packed embeddings from SQLite: median {statistics.median(loads):.3f} s; "
               f"matrix product: {statistics.median(products):.3f} s; the rest (rematch of {len(media)} media, "
               f"decide, audit): {statistics.median(totals) - statistics.median(loads) - statistics.median(products):.3f} s")
         print(f"  matched {matched} of the person's {len(own)} planted faces")
-        store.close()
+        session.close()
 
 
 if __name__ == "__main__":

@@ -1,12 +1,10 @@
-"""The audit trail: an append-only, hash-chained log of every change.
+"""The audit trail's hash chain: how entries are linked, and how the chain is checked.
 
 Each entry's hash covers its fields and the previous entry's hash, so editing,
 deleting or reordering an entry breaks the chain from there on, and
 :func:`verify` says where. People appear only as ``person:<id>``: after an
-erasure the trail keeps that it happened, not who it was.
-
-Entries are appended inside the caller's write transaction
-(:meth:`Store.write`), so a change and its entry land together or not at all.
+erasure the trail keeps that it happened, not who it was. The store appends
+entries inside the write transaction of the change they record.
 """
 
 from __future__ import annotations
@@ -15,10 +13,14 @@ import getpass
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Iterable
 
-from matcher.store import Store, now
+from matcher.model import AuditEntry
 
 FIELDS = ("at", "actor", "event", "subject", "old", "new", "rule", "policy_sha256", "detail")
+
+# The events that change the facts decisions rest on.
+FACT_EVENTS = ("enroll", "consent-grant", "consent-revoke", "opt-in", "opt-out", "erasure", "review")
 
 
 def cli_actor() -> str:
@@ -29,35 +31,9 @@ def cli_actor() -> str:
         return "cli:unknown"
 
 
-def entry_hash(prev_hash: str, entry: dict) -> str:
-    payload = json.dumps([entry.get(name) for name in FIELDS], ensure_ascii=False, separators=(",", ":"))
+def entry_hash(prev_hash: str, fields: dict) -> str:
+    payload = json.dumps([fields.get(name) for name in FIELDS], ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256((prev_hash + "\n" + payload).encode("utf-8")).hexdigest()
-
-
-def append(store: Store, actor: str, event: str, subject: str, *, old: str | None = None, new: str | None = None,
-           rule: str | None = None, policy_sha256: str | None = None, detail: str | None = None) -> None:
-    """Add one entry (inside the caller's write transaction, or one of its own)."""
-    append_many(store, [dict(actor=actor, event=event, subject=subject, old=old, new=new, rule=rule,
-                             policy_sha256=policy_sha256, detail=detail)])
-
-
-def append_many(store: Store, entries: list[dict]) -> None:
-    if not entries:
-        return
-    with store.write():
-        last = list(store.db.query("SELECT hash FROM audit ORDER BY id DESC LIMIT 1"))
-        prev = last[0]["hash"] if last else ""
-        rows = []
-        at = now()
-        for entry in entries:
-            entry = {"at": at, **entry}
-            digest = entry_hash(prev, entry)
-            rows.append([*(entry.get(name) for name in FIELDS), prev, digest])
-            prev = digest
-        store.db.conn.executemany(
-            f"INSERT INTO audit ({', '.join(FIELDS)}, prev_hash, hash) VALUES ({', '.join('?' * (len(FIELDS) + 2))})",
-            rows,
-        )
 
 
 @dataclass
@@ -69,22 +45,15 @@ class Verification:
     head: str | None = None  # the last entry's hash: keep it elsewhere to detect truncation later
 
 
-def verify(store: Store) -> Verification:
+def verify(entries: Iterable[AuditEntry]) -> Verification:
     """Recompute the chain from the first entry; stop at the first one that does not fit."""
     prev, count, head = "", 0, None
-    for row in store.db.query(f"SELECT id, {', '.join(FIELDS)}, prev_hash, hash FROM audit ORDER BY id"):
+    for entry in entries:
         count += 1
-        if row["prev_hash"] != prev:
-            return Verification(count, False, row["id"], "its link to the entry before does not match "
+        if entry.prev_hash != prev:
+            return Verification(count, False, entry.id, "its link to the entry before does not match "
                                 "(an entry before it was deleted, inserted or changed)")
-        if entry_hash(prev, row) != row["hash"]:
-            return Verification(count, False, row["id"], "its content does not match its hash (it was edited)")
-        prev = head = row["hash"]
+        if entry_hash(prev, {name: getattr(entry, name) for name in FIELDS}) != entry.hash:
+            return Verification(count, False, entry.id, "its content does not match its hash (it was edited)")
+        prev = head = entry.hash
     return Verification(count, True, head=head)
-
-
-def entries(store: Store, since: str | None = None) -> list[dict]:
-    where, params = "", []
-    if since:
-        where, params = "WHERE at >= ?", [since]
-    return list(store.db.query(f"SELECT * FROM audit {where} ORDER BY id", params))

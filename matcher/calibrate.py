@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from matcher.engine import FaceEngine
+from matcher.faces import FaceEngine
 from matcher.media import MediaError, decode_image, sniff
 
 # The false-accept rates the recommended thresholds are held to: ``match``

@@ -4,7 +4,7 @@ Only detection and embedding go to the cluster, through the standard
 ``concurrent.futures.Executor`` that ``Client.get_executor()`` gives: the same
 code path as a local scan. Matching, deciding and writing stay with the one
 database writer. Each worker process loads the face models once, on its first
-task (:func:`matcher.engine.process_engine`). A task whose worker dies is run
+task (:func:`matcher.faces.process_engine`). A task whose worker dies is run
 again elsewhere by Dask (``retries``); a file that fails everywhere is recorded
 as an error by the scan.
 """

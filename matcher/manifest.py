@@ -13,6 +13,8 @@ import json
 import os
 import re
 
+from matcher.model import Upload
+
 
 class ManifestError(ValueError):
     pass
@@ -30,8 +32,8 @@ def _tags(value) -> list[str]:
     raise ValueError("context must be a list of tags or a string")
 
 
-def load_manifest(path: str) -> dict[str, dict]:
-    """Map each absolute media path to ``{"uploader": str | None, "context": [tags]}``."""
+def load_manifest(path: str) -> dict[str, Upload]:
+    """Map each absolute media path to what the manifest says of its upload."""
     base = os.path.dirname(os.path.abspath(path))
     try:
         with open(path, encoding="utf-8", newline="") as handle:
@@ -41,7 +43,7 @@ def load_manifest(path: str) -> dict[str, dict]:
     except UnicodeDecodeError:
         raise ManifestError(f"{path}: the manifest is not UTF-8 text") from None
     first = text.lstrip()[:1]
-    entries: dict[str, dict] = {}
+    entries: dict[str, Upload] = {}
     if first == "{":
         rows = _json_lines(text, path)
     else:
@@ -59,7 +61,7 @@ def load_manifest(path: str) -> dict[str, dict]:
         except ValueError as exc:
             raise ManifestError(f"{where}: {exc}") from None
         absolute = os.path.abspath(os.path.join(base, os.path.expanduser(media.strip())))
-        entries[absolute] = {"uploader": (uploader or "").strip() or None, "context": context}
+        entries[absolute] = Upload.of((uploader or "").strip() or None, context)
     return entries
 
 

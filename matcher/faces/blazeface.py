@@ -1,0 +1,202 @@
+"""Where faces may be: cheap face proposals from MediaPipe's BlazeFace (full range), through OpenCV.
+
+dlib's HOG detector spends most of a scan's time searching a phone photo
+upsampled to 3200 px for faces of 100 px. BlazeFace, a small convolutional
+detector, finds the same faces on 192 px tiles of the photo shrunk so that
+the smallest face of interest spans 16 px. :class:`BlazeFaceHogDetector` then
+runs HOG only on a small crop around each proposal, so the faces kept, their
+boxes and their embeddings stay HOG's.
+
+The model (``models/blazeface/``) runs with ``cv2.dnn``: no new dependency.
+It is loaded on first use, once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from matcher.faces.base import ModelsMissing
+from matcher.faces.geometry import box_from_rect, overlap
+from matcher.faces.hog import HOG_WINDOW, frontal_detector
+from matcher.model import Box
+
+MODEL_FILE = "face_detection_full_range.tflite"
+TILE = 192  # the network's input side
+GRID = 48  # its output: one anchor per 4x4 pixels of the input
+# Measured on LFW faces pasted on a grey 192 px tile: 95 % found at 16 px,
+# all from 20 px; the overlap between tiles covers the faces up to 2x this.
+MIN_FACE_IN_TILE = 16
+# A low score keeps doubtful proposals: HOG decides. On the throughput corpus
+# (bench/throughput.py) 0.35 proposed all 194 faces HOG finds, 0.5 missed one.
+MIN_SCORE = 0.35
+
+
+class ProposalModelMissing(ModelsMissing):
+    pass
+
+
+@dataclass(frozen=True)
+class Proposal:
+    score: float
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+    @property
+    def side(self) -> float:
+        return max(self.right - self.left, self.bottom - self.top)
+
+
+def default_model_path() -> Path:
+    """``models/blazeface/`` beside the package in a checkout, else in the install's share/."""
+    checkout = Path(__file__).resolve().parents[2] / "models" / "blazeface" / MODEL_FILE
+    if checkout.is_file():
+        return checkout
+    return Path(sys.prefix) / "share" / "consent-matcher" / "models" / "blazeface" / MODEL_FILE
+
+
+@functools.cache
+def _network(path: Path):
+    import cv2
+
+    if not path.is_file():
+        raise ProposalModelMissing(f"face proposal model missing: {path}")
+    # The classic engine: OpenCV 5's new one returns only one of the two outputs.
+    net = cv2.dnn.readNetFromTFLite(str(path), engine=cv2.dnn.ENGINE_CLASSIC)
+    rows, cols = np.mgrid[0:GRID, 0:GRID]
+    anchors = np.stack([(cols.ravel() + 0.5), (rows.ravel() + 0.5)], axis=1).astype(np.float32) * (TILE / GRID)
+    return net, anchors
+
+
+def tiles(height: int, width: int, min_face: float) -> list[tuple[float, int, int]]:
+    """The tiles to search: ``(scale, y, x)``, the level's scale and the tile's corner in it.
+
+    Level 1 shrinks the image so that ``min_face`` spans MIN_FACE_IN_TILE px;
+    each next level halves it, until the whole image fits one tile. Tiles of
+    a level overlap by twice the smallest face, so each face up to twice that
+    size lies wholly inside one of them; larger ones are the next level's.
+    """
+    out = []
+    scale = MIN_FACE_IN_TILE / min_face
+    stride = TILE - 2 * MIN_FACE_IN_TILE
+    while True:
+        last = scale * max(height, width) <= TILE
+        if last:
+            scale = TILE / max(height, width)
+        level_h, level_w = max(1, round(height * scale)), max(1, round(width * scale))
+        ys = _starts(level_h, stride)
+        xs = _starts(level_w, stride)
+        out += [(scale, y, x) for y in ys for x in xs]
+        if last:
+            return out
+        scale /= 2
+
+
+def _starts(length: int, stride: int) -> list[int]:
+    starts = list(range(0, max(0, length - TILE) + 1, stride))
+    if starts[-1] + TILE < length:
+        starts.append(length - TILE)
+    return starts
+
+
+def propose(rgb: np.ndarray, min_face: float, min_score: float = MIN_SCORE,
+            model: Path | None = None) -> list[Proposal]:
+    """Possible faces of at least ``min_face`` pixels in an RGB image, in its coordinates."""
+    import cv2
+
+    net, anchors = _network(model or default_model_path())
+    height, width = rgb.shape[:2]
+    batch, origins = [], []
+    levels: dict[float, np.ndarray] = {}
+    previous = rgb
+    for scale, y, x in tiles(height, width, max(1.0, min_face)):
+        if scale not in levels:
+            # Each level from the one before (a quarter of its pixels or fewer): cheaper than from the photo.
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            previous = levels[scale] = cv2.resize(previous, size, interpolation=cv2.INTER_AREA)
+        tile = levels[scale][y:y + TILE, x:x + TILE]
+        if tile.shape[:2] != (TILE, TILE):
+            tile = cv2.copyMakeBorder(tile, 0, TILE - tile.shape[0], 0, TILE - tile.shape[1], cv2.BORDER_CONSTANT, value=0)
+        batch.append(tile)
+        origins.append((y, x, scale))
+    blob = (np.stack(batch).astype(np.float32) * (1 / 127.5) - 1.0).transpose(0, 3, 1, 2)
+    net.setInput(blob)
+    logits, boxes = net.forward(["reshaped_classifier_face_4", "reshaped_regressor_face_4"])
+    logits = logits.reshape(len(batch), -1)
+    boxes = boxes.reshape(len(batch), -1, 16)
+    found = []
+    min_logit = float(np.log(min_score / (1 - min_score)))
+    for index, (y, x, scale) in enumerate(origins):
+        for anchor in np.nonzero(logits[index] >= min_logit)[0]:
+            dx, dy, w, h = boxes[index, anchor, :4]
+            cx = (anchors[anchor, 0] + dx + x) / scale
+            cy = (anchors[anchor, 1] + dy + y) / scale
+            w, h = w / scale, h / scale
+            score = float(1 / (1 + np.exp(-logits[index, anchor])))
+            found.append(Proposal(score, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+    return _suppress(found)
+
+
+def _suppress(proposals: list[Proposal], max_overlap: float = 0.3) -> list[Proposal]:
+    """Keep the best of proposals that overlap (the same face seen by several anchors or tiles)."""
+    kept: list[Proposal] = []
+    for candidate in sorted(proposals, key=lambda p: -p.score):
+        if all(overlap(candidate, other) < max_overlap for other in kept):
+            kept.append(candidate)
+    return kept
+
+
+# HOG looks at a crop where the proposed face spans this many pixels:
+# comfortably above its window, on a crop of about 220 px.
+PROPOSAL_SIDE = 110
+
+
+class BlazeFaceHogDetector:
+    """HOG on a crop around each BlazeFace proposal, the proposal zoomed to PROPOSAL_SIDE px:
+    the same faces and boxes as whole-image HOG, several times faster on large photos.
+
+    ``min_face``: the smallest face of interest, in pixels of the original (None:
+    what whole-image HOG reaches, ~40 px of a copy of at most ``detect_max_side``).
+    """
+
+    def __init__(self, detect_max_side: int = 1600, min_face: int | None = None, model: Path | None = None):
+        self.detect_max_side = detect_max_side
+        self.min_face = min_face
+        self.model = model
+
+    def decode_side(self, height: int, width: int) -> int:
+        # Proposals need little resolution, and HOG then runs on crops zoomed to the face.
+        return min(max(height, width), self.detect_max_side)
+
+    def smallest_face(self, height: int, width: int, scale: float = 1.0) -> float:
+        """The smallest face searched for, in pixels of this image (``scale``: original pixels per pixel)."""
+        if self.min_face is not None:
+            return self.min_face / scale
+        return HOG_WINDOW / 2 * max(1.0, max(height, width) / self.detect_max_side)
+
+    def detect(self, rgb: np.ndarray, scale: float = 1.0) -> list[Box]:
+        import cv2
+
+        height, width = rgb.shape[:2]
+        boxes: list[Box] = []
+        for proposal in propose(rgb, self.smallest_face(height, width, scale), model=self.model):
+            side = proposal.side
+            centre_x, centre_y = (proposal.left + proposal.right) / 2, (proposal.top + proposal.bottom) / 2
+            top, left = max(0, int(centre_y - side)), max(0, int(centre_x - side))
+            bottom, right = min(height, int(centre_y + side)), min(width, int(centre_x + side))
+            if bottom - top < 2 or right - left < 2:
+                continue
+            zoom = PROPOSAL_SIDE / side
+            crop = cv2.resize(rgb[top:bottom, left:right], None, fx=zoom, fy=zoom,
+                              interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR)
+            for rect in frontal_detector()(crop, 0):
+                box = box_from_rect(rect, zoom, rgb.shape, top, left)
+                if all(overlap(box, other) < 0.5 for other in boxes):  # found again from a neighbouring proposal
+                    boxes.append(box)
+        return boxes

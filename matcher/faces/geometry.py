@@ -1,0 +1,54 @@
+"""Box geometry shared by the detectors and the scan: scaling, clipping, overlap."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from matcher.model import Box
+
+
+def scale_box(box: Box, scale: float, shape: tuple) -> Box:
+    """``box`` multiplied by ``scale``, clipped to an image of ``shape`` (height, width, ...)."""
+    if scale == 1:
+        return box
+    height, width = shape[:2]
+    return Box(
+        top=max(0, round(box.top * scale)),
+        right=min(width, round(box.right * scale)),
+        bottom=min(height, round(box.bottom * scale)),
+        left=max(0, round(box.left * scale)),
+    )
+
+
+def box_from_rect(rect, zoom: float, shape: tuple, top: int = 0, left: int = 0) -> Box:
+    """A dlib rectangle found on a copy ``zoom`` times the size of the image region at
+    (``top``, ``left``), as a box in the image's coordinates, clipped to its ``shape``."""
+    height, width = shape[:2]
+    return Box(
+        top=max(0, round(top + rect.top() / zoom)),
+        right=min(width, round(left + rect.right() / zoom)),
+        bottom=min(height, round(top + rect.bottom() / zoom)),
+        left=max(0, round(left + rect.left() / zoom)),
+    )
+
+
+def overlap(a, b) -> float:
+    """Intersection over union of two boxes (anything with top, right, bottom and left)."""
+    width = max(0, min(a.right, b.right) - max(a.left, b.left))
+    height = max(0, min(a.bottom, b.bottom) - max(a.top, b.top))
+    inter = width * height
+    union = (a.right - a.left) * (a.bottom - a.top) + (b.right - b.left) * (b.bottom - b.top) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """A copy whose longest side is at most ``max_side``, and the scale applied."""
+    height, width = rgb.shape[:2]
+    longest = max(height, width)
+    if longest <= max_side:
+        return rgb, 1.0
+    import cv2
+
+    scale = max_side / longest
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), scale

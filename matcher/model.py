@@ -1,0 +1,265 @@
+"""The records every layer shares: plain dataclasses, no I/O.
+
+The store takes and returns these (never database rows); the services, the
+report and the shells work with them. Faces and matches observed in media
+are kept apart from the decisions made on them, so a decision can always be
+made again from stored facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    """A face's bounding box in pixel coordinates of the original image."""
+
+    top: int
+    right: int
+    bottom: int
+    left: int
+
+    def as_list(self) -> list[int]:
+        return [self.top, self.right, self.bottom, self.left]
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+
+# -- people and what they said -------------------------------------------------------
+
+
+@dataclass
+class Person:
+    id: int
+    name: str
+    public_figure: bool
+    accounts: list[str]
+    references: int = 0
+    opted_out: bool = True  # False while the opt-out is paused (opt-in)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One reference face of a person to store: the photo's hash and its embedding (never the photo)."""
+
+    photo_sha256: str
+    embedding: np.ndarray
+
+
+@dataclass
+class Consent:
+    id: int
+    person_id: int
+    media_sha256: str | None
+    uploader: str | None
+    until: str | None  # last day covered, YYYY-MM-DD
+    granted_at: str
+    revoked_at: str | None = None
+
+    def covers(self, person_id: int, sha256: str | None, uploader: str | None, today: str) -> bool:
+        """True when this consent of the person covers this media item from this uploader today."""
+        if self.revoked_at is not None or self.person_id != person_id:
+            return False
+        if self.media_sha256 is not None and self.media_sha256 != sha256:
+            return False
+        if self.uploader is not None and self.uploader != uploader:
+            return False
+        return self.until is None or today <= self.until
+
+    def status(self, today: str) -> str:
+        if self.revoked_at:
+            return "revoked"
+        return "expired" if self.until and self.until < today else "active"
+
+
+# -- what a scan observed -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What the platform says about a file: who posted it and in what context (manifest or API)."""
+
+    uploader: str | None = None
+    context: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, uploader: str | None = None, context=()) -> "Upload":
+        return cls(uploader, tuple(sorted(context)))
+
+
+@dataclass
+class ObservedFace:
+    box: Box
+    embedding: np.ndarray | None  # None once dropped (no-retention setting)
+    frame_time: float | None = None
+
+
+@dataclass
+class Observation:
+    """What a worker saw in one file. ``file_error``: the file could not be read;
+    ``media_error``: it was read but is no usable media."""
+
+    path: str
+    engine: str = ""
+    size: int | None = None
+    mtime_ns: int | None = None
+    sha256: str | None = None
+    kind: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    faces: list[ObservedFace] = field(default_factory=list)
+    file_error: str | None = None
+    media_error: str | None = None
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def error(self) -> str | None:
+        return self.file_error or self.media_error
+
+
+@dataclass(frozen=True)
+class MatchFact:
+    """One stored match of a face in a file with an enrolled person, and the file's facts around it."""
+
+    path: str
+    sha256: str
+    uploader: str | None
+    context: tuple[str, ...]
+    scanned_in: int | None
+    face_id: int
+    person_id: int
+    distance: float
+
+
+# -- decisions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """One decision per person seen in a file, made on their closest face there (``face_id``)."""
+
+    path: str
+    person_id: int
+    face_id: int
+    item: str
+    action: str
+    rule: str
+    reason: str
+    policy_sha256: str
+    decided_at: str
+
+
+@dataclass(frozen=True)
+class Review:
+    """A reviewer's verdict on one item, valid while the facts it was given on (``facts_sha256``) hold."""
+
+    path: str
+    person_id: int
+    verdict: str  # remove / keep
+    reviewer: str
+    note: str | None
+    facts_sha256: str
+    decided_at: str | None = None
+
+
+@dataclass
+class PendingReview:
+    """An item waiting for a reviewer, as the queue shows it."""
+
+    id: str
+    path: str
+    person: str
+    distance: float
+    box: list[int]
+    frame_times: list[float]
+    rule: str
+    reason: str
+
+
+# -- the report's view of stored facts --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """A recorded file and its media, as the report shows them."""
+
+    path: str
+    sha256: str | None
+    file_error: str | None
+    media_error: str | None
+    uploader: str | None
+    context: tuple[str, ...]
+    kind: str | None
+    format: str | None
+    width: int | None
+    height: int | None
+
+
+@dataclass(frozen=True)
+class FaceFacts:
+    """A face of a file, its match and the decision on its person in that file, as the report shows them."""
+
+    face_id: int
+    frame_time: float | None
+    box: Box
+    person: str | None
+    distance: float | None
+    decided_on: int | None  # the face the person's decision in this file was made on
+    action: str | None
+    rule: str | None
+    reason: str | None
+
+
+# -- web access and the audit trail -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credential:
+    name: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    kind: str  # person / reviewer
+    subject: str  # person id, or reviewer name
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: str
+    actor: str
+    event: str
+    subject: str
+    old: str | None
+    new: str | None
+    rule: str | None
+    policy_sha256: str | None
+    detail: str | None
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class NewAuditEntry:
+    """An entry to append: the store adds time, link and hash."""
+
+    actor: str
+    event: str
+    subject: str
+    old: str | None = None
+    new: str | None = None
+    rule: str | None = None
+    policy_sha256: str | None = None
+    detail: str | None = None

@@ -1,0 +1,164 @@
+"""Observe one file: read it, decode its pictures and find the faces in them (media -> faces).
+
+This is what a scan's workers run, in their own processes or on a cluster:
+it takes a path (or the file's bytes) and options, and returns an
+:class:`~matcher.model.Observation`. It never raises for a bad file: the
+reason is recorded in the observation. Nothing here touches the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+from matcher.faces import DlibSpec, EngineSpec, process_engine
+from matcher.faces.geometry import scale_box
+from matcher.media import (
+    DEFAULT_MAX_IMAGE_FRAMES,
+    DEFAULT_MAX_PIXELS,
+    Frame,
+    MediaError,
+    decode_image,
+    hash_stream,
+    image_frames,
+    sniff,
+    video_frames,
+)
+from matcher.model import Observation, ObservedFace
+
+# Images are decoded from memory; a file larger than this is refused unread.
+MAX_IMAGE_BYTES = 256 * 1024 * 1024
+
+# Measured on face_recognition's high-resolution test photos: a face at least
+# this many pixels wide in a JPEG decoded at 1/2 or 1/4 size embeds within
+# 0.045-0.075 of its full-size embedding (about what a box shifted by a few
+# pixels gives); at 60-90 px it drifts 0.08-0.15, at ~40 px 0.15-0.3.
+EMBED_REDUCED_MIN_FACE = 100
+
+# What scans use by default: HOG only around BlazeFace's proposals (see README, Throughput).
+SCAN_ENGINE = DlibSpec(detector="blazeface")
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    video_every_seconds: float = 1.0
+    max_video_frames: int = 3600
+    max_image_frames: int = DEFAULT_MAX_IMAGE_FRAMES
+    engine: EngineSpec = field(default=SCAN_ENGINE)
+
+
+def observe(path: str, options: ScanOptions = ScanOptions()) -> Observation:
+    """Read one file and find its faces. Never raises for a bad file: the reason is recorded."""
+    obs = Observation(path=path, engine=options.engine.name)
+    started = time.perf_counter()
+    try:
+        stat = os.stat(path)
+        obs.size, obs.mtime_ns = stat.st_size, stat.st_mtime_ns
+        if not os.path.isfile(path):
+            obs.file_error = "not a regular file"
+            return obs
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+            detected = sniff(head)
+            if detected and detected[0] == "image" and stat.st_size <= MAX_IMAGE_BYTES:
+                data = head + handle.read()
+                obs.sha256 = hashlib.sha256(data).hexdigest()
+            else:
+                data = None
+                obs.sha256 = hash_stream(handle, head)
+    except FileNotFoundError:
+        obs.file_error = "file not found (deleted, or a broken symbolic link)"
+        return obs
+    except PermissionError:
+        obs.file_error = "permission denied: cannot read the file"
+        return obs
+    except OSError as exc:
+        obs.file_error = f"cannot read the file: {exc.strerror or exc}"
+        return obs
+    obs.seconds["read"] = time.perf_counter() - started
+
+    if obs.size == 0:
+        obs.media_error = "empty file (0 bytes)"
+        return obs
+    if detected is None:
+        obs.media_error = "not an image or video (its first bytes match no supported format)"
+        return obs
+    obs.kind, obs.format = detected
+    if obs.kind == "image" and data is None:
+        obs.media_error = f"image file of {obs.size:,} bytes is over the limit of {MAX_IMAGE_BYTES:,}"
+        return obs
+    try:
+        _find_faces(obs, data, options)
+    except MediaError as exc:
+        obs.media_error = str(exc)
+        obs.faces = []
+    return obs
+
+
+def observe_shipped(path: str, data: bytes, size: int, mtime_ns: int, options: ScanOptions = ScanOptions()) -> Observation:
+    """:func:`observe` for a worker without the scanned folder: the file's bytes come with the task.
+
+    Written to a private temporary file (OpenCV reads videos from a path) and
+    observed there; the observation keeps the original path, size and time.
+    """
+    suffix = os.path.splitext(path)[1][:16]
+    with tempfile.NamedTemporaryFile(suffix=suffix) as handle:
+        handle.write(data)
+        handle.flush()
+        obs = observe(handle.name, options)
+    obs.path, obs.size, obs.mtime_ns = path, size, mtime_ns
+    return obs
+
+
+def read_for_shipping(path: str) -> tuple[bytes, int, int] | None:
+    """The bytes, size and modification time to ship, or None when this machine cannot read the file."""
+    try:
+        stat = os.stat(path)
+        if not os.path.isfile(path):
+            return None
+        with open(path, "rb") as handle:
+            return handle.read(), stat.st_size, stat.st_mtime_ns
+    except OSError:
+        return None
+
+
+def _find_faces(obs: Observation, data: bytes | None, options: ScanOptions) -> None:
+    engine = process_engine(options.engine)
+    started = time.perf_counter()
+    if obs.kind == "image":
+        frames: Iterable[Frame] = image_frames(
+            data, options.max_pixels, min_side=lambda width, height: engine.decode_side(height, width),
+            max_frames=options.max_image_frames,
+        )
+    else:
+        frames = video_frames(obs.path, options.video_every_seconds, options.max_video_frames)
+    for frame in frames:
+        decoded = time.perf_counter()
+        obs.seconds["decode"] = obs.seconds.get("decode", 0.0) + decoded - started
+        rgb = np.ascontiguousarray(frame.rgb)
+        boxes = engine.detect(rgb, frame.scale)
+        detected = time.perf_counter()
+        obs.seconds["detect"] = obs.seconds.get("detect", 0.0) + detected - decoded
+        if frame.scale > 1 and any(min(b.width, b.height) < EMBED_REDUCED_MIN_FACE for b in boxes):
+            # A face too small in the reduced decode for a faithful embedding:
+            # decode once more at full size and embed from that.
+            rgb = decode_image(data, options.max_pixels)
+            boxes = [scale_box(b, frame.scale, rgb.shape) for b in boxes]
+            frame = Frame(rgb, frame.time)
+            obs.seconds["decode"] += time.perf_counter() - detected
+            detected = time.perf_counter()
+        embeddings = engine.embed(rgb, boxes)
+        started = time.perf_counter()
+        obs.seconds["embed"] = obs.seconds.get("embed", 0.0) + started - detected
+        obs.width, obs.height = frame.original_size or (rgb.shape[1], rgb.shape[0])
+        obs.faces.extend(
+            ObservedFace(scale_box(box, frame.scale, (obs.height, obs.width)), vector, frame.time)
+            for box, vector in zip(boxes, embeddings)
+        )

@@ -1,0 +1,120 @@
+"""Match stored faces against the enrolled people and store the decisions the rules make.
+
+Works from stored observations only: nothing here decodes media, so a change
+of enrollment, consent, opt-out or rules re-decides without rescanning. The
+matching is :mod:`matcher.gallery`'s, the deciding :mod:`matcher.decide`'s;
+this module reads their inputs from the store and writes their results back,
+with an audit entry for every decision that changes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from matcher.decide import Snapshot, decide_items
+from matcher.gallery import Assignment, Gallery, assign
+from matcher.model import MatchFact
+from matcher.policy import Facts, Policy
+from matcher.store import Store
+
+
+class Decider:
+    """Matching and deciding against a snapshot of enrollments, consents and flood guards.
+
+    Built once per command (the gallery of references is the costly part),
+    then applied to all media or to the media of one scanned file at a time.
+    """
+
+    def __init__(self, store: Store, policy: Policy, engine: str, today: str, actor: str = "system"):
+        self.store, self.policy, self.actor = store, policy, actor
+        self.gallery = Gallery.build(store.people.references(engine))
+        self.snapshot = Snapshot(policy, {person.id: person for person in store.people.all()},
+                                 store.consents.active(), store.decisions.floods(), today)
+
+    @property
+    def people(self):
+        return self.snapshot.people
+
+    @property
+    def floods(self) -> set[tuple[int, int]]:
+        return self.snapshot.floods
+
+    def update(self, sha256s: list[str] | None = None) -> None:
+        """Rematch and re-decide the media ``sha256s`` (every media item when None)."""
+        self.rematch(sha256s)
+        self.redecide(sha256s)
+
+    def rematch(self, sha256s: list[str] | None = None) -> None:
+        """Store, for each face, its assigned person (or none) and the distance.
+
+        One distance matrix per image (per video frame), whatever the number
+        of enrolled people.
+        """
+        rows, face_ids_done = [], []
+        for _, face_ids, embeddings in self.store.observations.media_faces(sha256s):
+            face_ids_done.extend(face_ids)
+            for result in self._assign(embeddings):
+                if result.distance is not None:
+                    rows.append((face_ids[result.face], result.person_id, result.distance))
+        self.store.decisions.replace_matches(None if sha256s is None else face_ids_done, rows)
+
+    def matched_faces(self, faces: list[tuple[float | None, np.ndarray]]) -> list[bool]:
+        """For faces ``(frame_time, embedding)`` of one file: whether each matches an enrolled person."""
+        matched = [False] * len(faces)
+        frames: dict[float | None, list[int]] = {}
+        for index, (frame_time, _) in enumerate(faces):
+            frames.setdefault(frame_time, []).append(index)
+        for indexes in frames.values():
+            for result in self._assign(np.stack([faces[i][1] for i in indexes])):
+                if result.person_id is not None:
+                    matched[indexes[result.face]] = True
+        return matched
+
+    def _assign(self, embeddings: np.ndarray) -> list[Assignment]:
+        """The faces of one image (one frame) given their people: one distance matrix."""
+        return assign(self.gallery.distances(embeddings), self.gallery.person_ids, self.policy.review)
+
+    def match_new_references(self, person_id: int) -> list[str]:
+        """Retroactive matching: check every stored face against one person's references.
+
+        One matrix product over all stored embeddings; only the media with a
+        face within ``review`` of the person are then rematched and re-decided.
+        Returns those media.
+        """
+        person = self.gallery.of_person(person_id)
+        if not len(person):
+            return []
+        candidates = []
+        for face_ids, embeddings in self.store.observations.blocks():
+            # float16 blocks: a small margin, then the candidates are rematched exactly.
+            close = person.distances(embeddings)[:, 0] <= self.policy.review + 0.01
+            candidates.extend(face_ids[close].tolist())
+        sha256s = self.store.observations.media_of_faces(candidates)
+        if sha256s:
+            self.update(sha256s)
+        return sha256s
+
+    def redecide_person(self, person_id: int) -> None:
+        """Re-decide the media in which the person was seen (after a consent or opt-out change)."""
+        sha256s = self.store.decisions.media_with_person(person_id)
+        if sha256s:
+            self.redecide(sha256s)
+
+    def item_facts(self, path: str, face_id: int) -> tuple[MatchFact, Facts]:
+        """The stored match and the facts of the decision made on ``face_id`` in the file at ``path``."""
+        match = self.store.decisions.match_fact(path, face_id)
+        return match, self.snapshot.facts(match)
+
+    def redecide(self, sha256s: list[str] | None = None) -> None:
+        """Store one decision per person seen in each file of ``sha256s`` (every file when None),
+        with the audit entries of those that changed, in one transaction."""
+        if sha256s is not None and not sha256s:
+            return
+        decisions = self.store.decisions
+        with self.store.write():
+            outcome = decide_items(self.snapshot, decisions.match_facts(sha256s), decisions.of_media(sha256s),
+                                   decisions.reviews_of_media(sha256s), self.actor, self.store.database.now())
+            for path, person_id in outcome.expired_reviews:
+                decisions.delete_review(path, person_id)
+            decisions.replace(sha256s, outcome.decisions)
+            self.store.audit.append(outcome.audit)

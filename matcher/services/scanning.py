@@ -1,0 +1,245 @@
+"""Scanning: observe files in workers, then match, decide and record them in this one writer.
+
+Workers sit behind the standard :class:`concurrent.futures.Executor`
+interface (:mod:`matcher.executors`, :mod:`matcher.cluster`) and run
+:func:`matcher.observe.observe`. Files are streamed from the folder walk with
+a bounded number in flight, so memory stays flat however large the folder.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter, deque
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from typing import Callable, Collection
+
+from matcher.executors import make_executor
+from matcher.faces import ModelsMissing
+from matcher.model import Observation, Upload
+from matcher.observe import ScanOptions, observe, observe_shipped, read_for_shipping
+from matcher.policy import SEVERITY
+from matcher.services.deciding import Decider
+from matcher.services.flood import FloodGuard
+from matcher.services.session import Session
+from matcher.store import text_path
+from matcher.walk import iter_files
+
+
+@dataclass
+class ScanSummary:
+    files: int = 0
+    scanned: int = 0
+    unchanged: int = 0
+    copies: int = 0
+    errors: int = 0
+    gone: int = 0
+    floods: list[str] = field(default_factory=list)
+    faces: int = 0
+    matches: int = 0
+    decisions: Counter = field(default_factory=Counter)
+    error_files: list[tuple[str, str]] = field(default_factory=list)
+    seconds: Counter = field(default_factory=Counter)
+    elapsed: float = 0.0
+    interrupted: bool = False
+    unmatched_manifest_paths: int = 0
+
+    @property
+    def done(self) -> int:
+        """Files finished so far (``files`` counts those found, some still in the workers)."""
+        return self.scanned + self.copies + self.unchanged
+
+    def count_decisions(self, actions: Collection[str]) -> None:
+        """Count a file's matches, and the file under its most severe decision."""
+        self.matches += len(actions)
+        self.decisions[max(actions, key=SEVERITY.__getitem__, default="none")] += 1
+
+    def as_dict(self) -> dict:
+        return {
+            "files": self.files,
+            "scanned": self.scanned,
+            "unchanged": self.unchanged,
+            "copies": self.copies,
+            "errors": self.errors,
+            "gone": self.gone,
+            "flood_guard": self.floods,
+            "faces": self.faces,
+            "matches": self.matches,
+            "decisions": {name: self.decisions.get(name, 0) for name in ("remove", "review", "allow", "none")},
+            "error_files": [{"path": p, "error": e} for p, e in self.error_files],
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "elapsed": round(self.elapsed, 3),
+            "interrupted": self.interrupted,
+            "manifest_paths_not_found": self.unmatched_manifest_paths,
+        }
+
+
+OnFile = Callable[[ScanSummary, str, "str | None"], None]
+
+
+def scan(session: Session, folders: list[str], manifest: dict[str, Upload] | None = None, workers: int = 1,
+         options: ScanOptions = ScanOptions(), executor: Executor | None = None, on_file: OnFile | None = None,
+         rescan: bool = False, ship_bytes: bool = False) -> ScanSummary:
+    """Scan every file below ``folders`` and record faces, matches and decisions.
+
+    A file already recorded with the same size and modification time is not
+    read again; a file whose content was scanned under another path is linked
+    to that scan (so a moved file keeps its results). Once every file has been
+    seen, recorded files below ``folders`` that are no longer there are dropped.
+    ``rescan``: also read again the files whose unmatched embeddings were not
+    kept and that were not checked against the latest enrollment.
+    ``executor``: any :class:`concurrent.futures.Executor` (a Dask cluster's,
+    for one); ``workers`` then only bounds the files in flight. ``ship_bytes``:
+    send each file's bytes with its task, for workers that do not share the
+    scanned folders. ``on_file(summary, path, error)`` is called after each file.
+    """
+    own_executor = executor is None
+    running = FolderScan(session, manifest or {}, options, executor or make_executor(workers), workers, on_file,
+                         rescan, ship_bytes)
+    try:
+        return running.run(folders)
+    finally:
+        if own_executor:
+            running.executor.shutdown(wait=not running.summary.interrupted, cancel_futures=True)
+
+
+class FolderScan:
+    """One scan's state: its number, its snapshot of the facts, the files in flight."""
+
+    def __init__(self, session: Session, manifest: dict[str, Upload], options: ScanOptions, executor: Executor,
+                 workers: int, on_file: OnFile | None, rescan: bool, ship_bytes: bool):
+        self.session, self.store = session, session.store
+        self.manifest, self.options, self.executor = manifest, options, executor
+        self.on_file, self.rescan, self.ship_bytes = on_file, rescan, ship_bytes
+        self.summary = ScanSummary()
+        self.decider = session.decider()
+        self.number = self.store.observations.begin_scan()
+        self.last_change = self.store.audit.last_fact_change()
+        self.guard = FloodGuard(self.store, self.decider, self.number)
+        self.in_flight: deque[tuple[str, Future]] = deque()
+        self.limit = max(2, 4 * max(1, workers))
+        self.replacing: set[str] = set()  # files in flight for --rescan
+
+    def run(self, folders: list[str]) -> ScanSummary:
+        started = time.perf_counter()
+        seen_manifest = 0
+        try:
+            for path in iter_files(folders):
+                self.summary.files += 1
+                seen_manifest += path in self.manifest
+                if not self._skip_unchanged(path):
+                    self._submit(path)
+                while len(self.in_flight) >= self.limit or (self.in_flight and self.in_flight[0][1].done()):
+                    self._finish(*self.in_flight.popleft())
+            while self.in_flight:
+                self._finish(*self.in_flight.popleft())
+        except KeyboardInterrupt:
+            self.summary.interrupted = True
+            for _, future in self.in_flight:
+                future.cancel()
+        self._wrap_up(folders)
+        self.summary.floods = self.guard.tripped
+        self.summary.unmatched_manifest_paths = max(0, len(self.manifest) - seen_manifest)
+        self.summary.elapsed = time.perf_counter() - started
+        return self.summary
+
+    def _skip_unchanged(self, path: str) -> bool:
+        """Whether the file is recorded as it is: then it is only marked seen (and its metadata updated)."""
+        observations = self.store.observations
+        try:
+            stat = os.stat(path)
+            unchanged = observations.file_unchanged(path, stat.st_size, stat.st_mtime_ns)
+        except OSError:
+            unchanged = False  # the worker reports why
+        if unchanged and self.rescan and observations.files_needing_rescan(path):
+            self.replacing.add(path)
+            return False
+        if not unchanged:
+            return False
+        self.summary.unchanged += 1
+        observations.mark_seen(path, self.number)
+        if path in self.manifest and observations.update_upload(path, self.manifest[path]):
+            self.decider.redecide([observations.file_sha256(path)])
+        self.summary.count_decisions(self.store.decisions.of_file(path).values())
+        if self.on_file:
+            self.on_file(self.summary, text_path(path), None)
+        return True
+
+    def _submit(self, path: str) -> None:
+        shipped = read_for_shipping(path) if self.ship_bytes else None
+        if shipped is not None:
+            future = self.executor.submit(observe_shipped, path, *shipped, self.options)
+        else:  # also when this machine cannot read it: observe() says why
+            future = self.executor.submit(observe, path, self.options)
+        self.in_flight.append((path, future))
+
+    def _finish(self, path: str, future: Future) -> None:
+        try:
+            obs = future.result()
+        except (KeyboardInterrupt, SystemExit, ModelsMissing):
+            raise  # a broken install stops the scan: no file is to blame
+        except Exception as exc:  # the task itself failed: a worker died, on every retry
+            obs = Observation(path=path, engine=self.options.engine.name,
+                              file_error=f"no worker could process the file ({type(exc).__name__}: {exc})")
+        replace = obs.path in self.replacing
+        self.replacing.discard(obs.path)
+        record(self.session, self.decider, obs, self.manifest.get(obs.path), self.summary, self.number, replace)
+        decided = self.store.decisions.of_file(obs.path)
+        self.summary.count_decisions(decided.values())
+        self.guard.check(obs.sha256, decided)
+        if self.on_file:
+            self.on_file(self.summary, text_path(obs.path), obs.error)
+
+    def _wrap_up(self, folders: list[str]) -> None:
+        store = self.store
+        if store.audit.last_fact_change() != self.last_change:
+            # Someone enrolled, consented, opted in or out, was erased or reviewed while
+            # this scan ran on its snapshot: decide this scan's media again on the new facts.
+            self.session.decider().update(store.observations.media_recorded_in_scan(self.number))
+        if not self.summary.interrupted:
+            self.summary.gone = store.observations.forget_unseen([os.path.abspath(f) for f in folders], self.number)
+        store.observations.pack_blocks()  # so that the next enrollment's retroactive matching reads them fast
+
+
+def check_upload(session: Session, data: bytes, label: str, upload: Upload | None = None,
+                 options: ScanOptions = ScanOptions()) -> str | None:
+    """Observe uploaded bytes now and record them under ``label``, with their matches and decisions.
+
+    Returns the reason when the upload is no usable media; then nothing is recorded.
+    """
+    obs = observe_shipped(label, data, len(data), time.time_ns(), options)
+    if obs.error:
+        return obs.error
+    record(session, session.decider(), obs, upload, ScanSummary(), session.store.observations.begin_scan())
+    return None
+
+
+def record(session: Session, decider: Decider, obs: Observation, upload: Upload | None, summary: ScanSummary,
+           scan_number: int, replace: bool = False) -> None:
+    """Record one observed file, match and decide its faces, and count it in ``summary``."""
+    store = session.store
+    copy = obs.sha256 is not None and store.observations.has_media(obs.sha256) and not replace
+    write_started = time.perf_counter()
+    if not copy and not session.policy.keep_unmatched_embeddings:
+        # No-retention: the embedding of a face that matches nobody is not stored.
+        matched = decider.matched_faces([(face.frame_time, face.embedding) for face in obs.faces])
+        for face, keep in zip(obs.faces, matched):
+            if not keep:
+                face.embedding = None
+    store.observations.record(obs, upload, scan_number, replace=replace)
+    if copy:
+        decider.redecide([obs.sha256])  # its faces are matched already
+    elif obs.sha256 is not None:
+        decider.update([obs.sha256])
+    summary.seconds["match+decide+write"] += time.perf_counter() - write_started
+    for stage, seconds in obs.seconds.items():
+        summary.seconds[stage] += seconds
+    if copy:
+        summary.copies += 1
+    else:
+        summary.scanned += 1
+        summary.faces += len(obs.faces)
+    if obs.error:
+        summary.errors += 1
+        summary.error_files.append((text_path(obs.path), obs.error))

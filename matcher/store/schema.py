@@ -1,0 +1,105 @@
+"""The tables, created on first use and brought up to date in place (migrations).
+
+Observations (media, faces with their embeddings, the matches found between
+faces and enrolled people) are kept apart from decisions, so that a change of
+consent, enrollment or policy re-decides from stored facts without decoding
+any media again. Photos are never stored: only embeddings and hashes.
+"""
+
+from __future__ import annotations
+
+from matcher.store.core import Database
+
+# 2: one decision per (file, person) instead of per face (a video yields one
+# decision per person seen in it). Decisions are derived data, so moving from 1
+# drops them and they are re-made from the stored faces and matches.
+SCHEMA_VERSION = 2
+
+# table: (columns, primary key, foreign keys)
+TABLES = {
+    "meta": ({"key": str, "value": str}, "key", []),
+    "people": ({"id": int, "name": str, "public_figure": int, "accounts": str, "enrolled_at": str}, "id", []),
+    "reference_faces": ({"id": int, "person_id": int, "engine": str, "embedding": bytes, "photo_sha256": str,
+                         "added_at": str}, "id", [("person_id", "people", "id")]),
+    "consents": ({"id": int, "person_id": int, "media_sha256": str, "uploader": str, "until": str,
+                  "granted_at": str, "revoked_at": str}, "id", [("person_id", "people", "id")]),
+    "media": ({"sha256": str, "kind": str, "format": str, "status": str, "error": str, "width": int, "height": int,
+               "engine": str, "scanned_at": str}, "sha256", []),
+    "files": ({"path": str, "sha256": str, "size": int, "mtime_ns": int, "status": str, "error": str,
+               "uploader": str, "context": str, "seen_at": str}, "path", []),
+    "faces": ({"id": int, "sha256": str, "seq": int, "frame_time": float, "top": int, "right": int, "bottom": int,
+               "left": int, "embedding": bytes}, "id", [("sha256", "media", "sha256")]),
+    # The observed match of a face: its assigned person and distance.
+    "matches": ({"face_id": int, "person_id": int, "distance": float}, "face_id",
+                [("face_id", "faces", "id"), ("person_id", "people", "id")]),
+    # One decision per person seen in a scanned file; face_id is that
+    # person's closest face in it (the one whose distance decided).
+    "decisions": ({"path": str, "person_id": int, "face_id": int, "action": str, "rule": str, "reason": str,
+                   "policy_sha256": str, "decided_at": str}, ("path", "person_id"), []),
+    # Web access: reviewer tokens and API keys (kind 'reviewer' / 'apikey'), and
+    # signed-in browser sessions. Only SHA-256 hashes of the secrets are kept.
+    "credentials": ({"kind": str, "name": str, "token_sha256": str, "created_at": str}, ("kind", "name"), []),
+    "sessions": ({"token_sha256": str, "kind": str, "subject": str, "expires_at": str}, "token_sha256", []),
+    # The flood guard: a person who matched too many media in one scan.
+    "floods": ({"person_id": int, "scan": int, "media": int, "at": str}, ("person_id", "scan"), []),
+    # A reviewer's verdict on one item (a person in a file), valid while
+    # the facts it was given on (facts_sha256) hold.
+    "reviews": ({"path": str, "person_id": int, "verdict": str, "reviewer": str, "note": str, "facts_sha256": str,
+                 "decided_at": str}, ("path", "person_id"), []),
+    # Stored embeddings packed for retroactive matching (see FaceObservations.blocks).
+    "face_blocks": ({"first_face_id": int, "last_face_id": int, "count": int, "face_ids": bytes,
+                     "embeddings": bytes}, "first_face_id", []),
+    "audit": ({"id": int, "at": str, "actor": str, "event": str, "subject": str, "old": str, "new": str,
+               "rule": str, "policy_sha256": str, "detail": str, "prev_hash": str, "hash": str}, "id", []),
+}
+
+# Columns added after their tables first shipped: added in place to older files.
+ADDED_COLUMNS = (
+    ("files", "last_scan", int),
+    ("people", "opted_out", int),
+    ("files", "scanned_in", int),
+    ("media", "embeddings_dropped", int),
+    ("media", "gallery_version", int),
+    ("decisions", "item", str),
+    ("people", "access_code_sha256", str),
+)
+
+# (table, columns, unique)
+INDEXES = (
+    ("people", ["name"], True),
+    ("reference_faces", ["person_id", "photo_sha256"], True),
+    ("files", ["sha256"], False),
+    ("faces", ["sha256", "seq"], True),
+    ("matches", ["person_id"], False),
+    ("decisions", ["person_id"], False),
+    ("decisions", ["item"], False),
+    ("people", ["access_code_sha256"], True),
+    ("credentials", ["token_sha256"], True),
+)
+
+
+def create_schema(database: Database) -> None:
+    """Create what is missing and migrate an older file; safe to run at every start.
+
+    BEGIN IMMEDIATE: two processes opening a new file create it in turn.
+    """
+    db = database.db
+    with database.write():
+        for table, (columns, pk, foreign_keys) in TABLES.items():
+            if table == "decisions" and database.get_meta("schema_version") == "1":
+                _migrate_from_1(database)
+            db[table].create(columns, pk=pk, foreign_keys=foreign_keys,
+                             not_null={"name"} if table == "people" else None, if_not_exists=True)
+        for table, column, kind in ADDED_COLUMNS:
+            if column not in db[table].columns_dict:
+                db[table].add_column(column, kind)
+        for table, columns, unique in INDEXES:
+            db[table].create_index(columns, unique=unique, if_not_exists=True)
+        database.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+
+def _migrate_from_1(database: Database) -> None:
+    """Version 1 decided per face: those decisions go (they are derived data) and are made again."""
+    database.db["decisions"].drop(ignore=True)
+    database.execute("DELETE FROM meta WHERE key = 'policy_sha256'")  # forces re-deciding
+    database.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])

@@ -1,0 +1,36 @@
+"""The web app: self-service opt-out, the review queue, and the upload check API.
+
+A thin shell over :mod:`matcher.services`, on the same database and policy
+rules as the command line: one router per audience (:mod:`.person`,
+:mod:`.reviewer`, :mod:`.api`), and one module for what keeps it safe
+(:mod:`.security`). Pages are server-rendered HTML forms that work without
+JavaScript.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from matcher.clock import SYSTEM_CLOCK, Clock
+from matcher.policy import Policy
+from matcher.services import open_session
+from matcher.web import api, person, reviewer, security
+from matcher.web.context import WebContext, WebSettings
+
+__all__ = ["WebSettings", "create_app"]
+
+
+def create_app(db_path: str, policy: Policy, settings: WebSettings = WebSettings(),
+               clock: Clock = SYSTEM_CLOCK) -> FastAPI:
+    """The web app on the database at ``db_path`` under ``policy``."""
+    open_session(db_path, policy, clock=clock).close()  # a bad path fails now, and stale decisions are refreshed
+    app = FastAPI(
+        title="consent-matcher",
+        summary="Check uploads against people who opted out of having their photos shared.",
+        docs_url=None, redoc_url=None,  # the schema stays at /openapi.json
+    )
+    app.state.web = WebContext(str(db_path), policy, settings, clock)
+    security.install(app, settings.max_upload_bytes)
+    for router in (person.router, reviewer.router, api.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,190 @@
+"""End to end on the real faces of ../shared/faces (skipped with a reason where absent)."""
+
+import json
+import os
+
+import pytest
+
+GROUPS = [
+    ("Ariel_Sharon", "Colin_Powell", "Tony_Blair"),
+    ("Arnold_Schwarzenegger", "George_W_Bush", "Hugo_Chavez"),
+]
+
+
+@pytest.mark.parametrize("enrolled", GROUPS, ids=["-".join(g) for g in GROUPS])
+def test_lfw10_enrolled_people_are_flagged_and_others_never_removed(cli, shared_faces, tmp_path, enrolled):
+    lfw = shared_faces / "lfw10"
+    everyone = sorted(p.name for p in lfw.iterdir() if p.is_dir())
+    assert len(everyone) == 10
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    for person in everyone:
+        photos = sorted((lfw / person).glob("*.jpg"))
+        if person in enrolled:
+            cli("enroll", person.replace("_", " "), *photos[:2])
+            photos = photos[2:]
+        for photo in photos:
+            os.symlink(photo, uploads / photo.name)
+    summary = cli.json("scan", uploads)
+    assert summary["errors"] == 0 and summary["files"] == 3 * 8 + 7 * 10
+
+    report = cli.report()
+    own = {name: e for name, e in report.items() if name.rsplit("_", 1)[0] in enrolled}
+    others = {name: e for name, e in report.items() if name not in own}
+    flagged = [name for name, e in own.items() if e["decision"] in ("remove", "review")]
+    assert len(own) == 24 and sorted(flagged) == sorted(own), sorted(set(own) - set(flagged))  # 24 of 24
+    for name in flagged:  # flagged for the right person
+        person = name.rsplit("_", 1)[0].replace("_", " ")
+        assert person in {f["person"] for f in own[name]["faces"]}
+    removed = [name for name, e in others.items() if e["decision"] == "remove"]
+    assert removed == []
+
+
+# Who appears in each group still, checked by eye on the pictures with the boxes
+# drawn (background extras in bbt2 are out of focus and not counted).
+BBT_GROUPS = {
+    "bbt1.jpg": {"raj", "leonard", "howard", "sheldon"},
+    "bbt2.jpg": {"leonard", "sheldon"},
+    "bbt3.jpg": {"sheldon", "howard", "penny", "raj", "leonard"},
+    "bbt4.jpg": {"amy", "raj", "bernadette", "leonard", "penny", "sheldon"},
+    "bbt5.jpg": {"raj", "penny", "sheldon", "leonard", "howard"},
+}
+
+
+def test_bbt_characters_are_found_in_group_stills(cli, shared_faces):
+    bbt = shared_faces / "bbt"
+    for folder in sorted(p for p in bbt.iterdir() if p.is_dir() and p.name != "group"):
+        cli("enroll", folder.name, *sorted(folder.glob("*.png")))
+    assert len(cli.json("people")) == 8
+    cli("scan", bbt / "group")
+    report = cli.report()
+    for still, cast in BBT_GROUPS.items():
+        found = {face["person"] for face in report[still]["faces"] if face["decision"] in ("remove", "review")}
+        assert found == cast, still
+
+
+def test_lfw10_photos_in_other_formats_sideways_and_in_videos(cli, shared_faces, tmp_path):
+    """Real faces through every intake path: HEIC, PNG, EXIF-rotated JPEG, and videos per person."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    pillow_heif = pytest.importorskip("pillow_heif", reason="pillow-heif reads HEIC")
+    pillow_heif.register_heif_opener()
+    lfw = shared_faces / "lfw10"
+    enrolled = {"Ariel_Sharon": "Ariel Sharon", "Hugo_Chavez": "Hugo Chavez"}
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    photos = {p.name: [Image.open(f).convert("RGB") for f in sorted(p.glob("*.jpg"))]
+              for p in sorted(lfw.iterdir()) if p.is_dir()}
+    for person, images in photos.items():
+        if person in enrolled:
+            refs = tmp_path / "refs" / person
+            refs.mkdir(parents=True)
+            for number, image in enumerate(images[:2]):
+                image.save(refs / f"{number}.jpg")
+            cli("enroll", enrolled[person], *sorted(refs.iterdir()))
+        images[2].save(uploads / f"{person}.heic", format="HEIF")
+        images[3].save(uploads / f"{person}.png")
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        images[4].transpose(Image.Transpose.ROTATE_90).save(uploads / f"{person}-sideways.jpg", exif=exif)
+        # One second each of three other photos, 5 frames a second.
+        writer = cv2.VideoWriter(str(uploads / f"{person}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 5, (250, 250))
+        for image in images[5:8]:
+            for _ in range(5):
+                writer.write(cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2BGR))
+        writer.release()
+    summary = cli.json("scan", uploads)
+    assert summary["errors"] == 0 and summary["files"] == 40
+
+    report = cli.report()
+    flagged = {name: entry for name, entry in report.items() if entry["decision"] != "none"}
+    assert sorted(flagged) == sorted(
+        f"{person}{suffix}" for person in enrolled for suffix in (".heic", ".png", "-sideways.jpg", ".mp4")
+    )
+    for name, entry in flagged.items():
+        [match] = entry["matches"]
+        assert (match["person"], match["decision"]) == (enrolled[name.split(".")[0].removesuffix("-sideways")],
+                                                        "remove"), name
+        if name.endswith(".mp4"):  # one match for the video, with each second she or he is seen
+            assert match["frame_times"] == [0.0, 1.0, 2.0]
+
+
+def test_blazeface_detector_keeps_the_faces_hog_finds(shared_faces):
+    """Phone-size photos (4032x3024, faces 150-700 px, some EXIF-rotated) and LFW originals of all ten
+    lfw10 people: HOG around BlazeFace's proposals keeps the faces whole-image HOG finds, and their
+    embeddings stay within the drift of a few pixels' box shift."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from helpers import on_canvas
+    from matcher.faces import DlibSpec, process_engine
+    from matcher.media import image_frames
+
+    def overlap(a, b):
+        inter = max(0, min(a.bottom, b.bottom) - max(a.top, b.top)) * max(0, min(a.right, b.right) - max(a.left, b.left))
+        return inter / (a.width * a.height + b.width * b.height - inter)
+
+    hog, fast = process_engine(DlibSpec()), process_engine(DlibSpec(detector="blazeface"))
+    people = sorted(p for p in (shared_faces / "lfw10").iterdir() if p.is_dir())
+    photos = []
+    for number, person in enumerate(people):
+        face = Image.open(sorted(person.glob("*.jpg"))[number % 3]).convert("RGB")
+        photos.append(face)
+        width = (150, 250, 400, 700)[number % 4] * 250 // 107  # LFW faces are ~107 px of 250
+        canvas = on_canvas(face, width, (400 + 250 * number, 300 + 120 * number))
+        if number % 3 == 0:
+            canvas = canvas.rotate(90, expand=True)
+        photos.append(canvas)
+    drifts = []
+    for photo in photos:
+        data = io.BytesIO()
+        photo.save(data, "JPEG", quality=90)
+        frame = next(image_frames(data.getvalue(), min_side=lambda w, h: hog.decode_side(h, w)))
+        rgb = np.ascontiguousarray(frame.rgb)
+        expected, kept = hog.detect(rgb, frame.scale), fast.detect(rgb, frame.scale)
+        assert len(kept) == len(expected)
+        for box in expected:
+            twin = max(kept, key=lambda other: overlap(box, other))
+            assert overlap(box, twin) > 0.6, (box, twin)
+            drifts.append(float(np.linalg.norm(hog.embed(rgb, [box])[0] - fast.embed(rgb, [twin])[0])))
+    assert len(drifts) >= len(photos) * 3 // 4  # not a comparison of two empty lists: 16 of 20 here
+    # Measured here: max 0.080, mean 0.035 (HOG's box found on a zoomed crop shifts by a pixel or two).
+    # That is up to the whole gap between `match` and `review` (0.07): a face at the edge of a band
+    # can move across it (README, Throughput), so the bound is what is measured, not more.
+    assert max(drifts) < 0.085 and float(np.mean(drifts)) < 0.05, drifts
+
+
+def test_calibrate_recovers_a_sensible_threshold_on_lfw10(cli, shared_faces, tmp_path):
+    from PIL import Image
+
+    plot, output = tmp_path / "cal.png", tmp_path / "cal.json"
+    result = cli.json("calibrate", shared_faces / "lfw10" / "pairs.txt", "--plot", plot, "--output", output)
+    assert json.loads(output.read_text()) == result
+    assert (result["same_pairs"], result["different_pairs"], result["photos_left_out"]) == (450, 450, {})
+    # dlib's published same-person threshold is 0.6; LFW's impostor pairs start near it.
+    assert 0.5 <= result["recommended"]["match"] <= 0.6
+    assert result["recommended"]["match"] <= result["recommended"]["review"] <= 0.7
+    assert result["recommended"]["match"] < result["different_distance"]["min"]
+    assert result["ten_fold_accuracy"] >= 0.97 and result["tar_at_far"]["1%"]["true_accept_rate"] >= 0.95
+    # What data/policy.toml states: no different-person pair is a confident match at the shipped `match`.
+    from matcher.policy import load_policy
+
+    [shipped] = [r for r in result["at_thresholds"] if r["threshold"] == load_policy().match]
+    assert shipped["false_accept_rate"] == 0 and result["different_distance"]["min"] > load_policy().match
+    assert 0 < result["equal_error_rate"] < 0.03
+    with Image.open(plot) as image:
+        assert image.format == "PNG" and image.size[0] >= 1000
+
+
+def test_calibrate_on_a_folder_leaves_out_group_photos(cli, shared_faces, tmp_path):
+    result = cli.json("calibrate", shared_faces / "bbt", "--plot", tmp_path / "p.png", "--output", tmp_path / "r.json")
+    left_out = result["photos_left_out"]
+    assert sorted(os.path.basename(p) for p in left_out) == [f"bbt{i}.jpg" for i in range(1, 6)]
+    assert all("faces: which one is the labelled person is unknown" in reason for reason in left_out.values())
+    # 8 people x 5 crops: 8 x C(5,2) same-person pairs, the rest different.
+    assert (result["same_pairs"], result["different_pairs"]) == (80, 700)
+    assert result["recommended"]["match"] < result["different_distance"]["min"]

@@ -1,0 +1,113 @@
+"""What tests share: the command line run in-process, a server in a thread, made-up embeddings, a clock."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+from PIL import Image
+
+from matcher.cli import main
+from matcher.clock import SystemClock
+
+
+class DayClock(SystemClock):
+    """The system's time on another day: what the tool would decide on that day."""
+
+    def __init__(self, day: date):
+        self.day = day.isoformat()
+
+    def today(self) -> str:
+        return self.day
+
+
+class Cli:
+    """Runs consent-matcher commands in-process against one database (on ``clock``'s day, when given)."""
+
+    def __init__(self, db: Path, policy: Path | None = None, clock=None):
+        self.db = db
+        self.policy = policy
+        self.clock = clock
+        self.runner = CliRunner()
+
+    def __call__(self, *args, ok: bool = True):
+        base = ["--db", str(self.db)] + (["--policy", str(self.policy)] if self.policy else [])
+        result = self.runner.invoke(main, [*base, *map(str, args)], catch_exceptions=False, obj=self.clock)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    def json(self, *args, ok: bool = True):
+        return json.loads(self(*args, "--json", ok=ok).stdout)
+
+    def report(self, *args) -> dict[str, dict]:
+        return {os.path.basename(e["path"]): e for e in self.json("report", *args)}
+
+
+@contextlib.contextmanager
+def running_server(app):
+    """``app`` served by uvicorn on a free local port, in a thread; yields its base URL."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the web app did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def unit(seed) -> np.ndarray:
+    """A made-up embedding: a random unit vector."""
+    vector = np.random.default_rng(seed).normal(size=128)
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def near(vector, distance, seed=99) -> np.ndarray:
+    """A vector at exactly ``distance`` from ``vector``."""
+    direction = np.random.default_rng(seed).normal(size=128)
+    direction -= direction.dot(vector) * vector
+    return (vector + distance * direction / np.linalg.norm(direction)).astype(np.float32)
+
+
+def in_ci() -> bool:
+    """Under CI a missing tool fails the run instead of skipping what needs it."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def write_video(path, fourcc: str, frames: list[np.ndarray], fps: int = 10) -> None:
+    import cv2
+
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+    assert writer.isOpened(), f"OpenCV cannot write {path.name}"
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def on_canvas(face: Image.Image, face_width: int, at: tuple[int, int], size=(4032, 3024)) -> Image.Image:
+    """A phone-size photo: textured background with the picture pasted at ``at``, ``face_width`` wide."""
+    rng = np.random.default_rng(7)
+    noise = rng.integers(90, 170, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8)
+    canvas = Image.fromarray(noise).resize(size, Image.Resampling.BILINEAR)
+    height = round(face.height * face_width / face.width)
+    canvas.paste(face.resize((face_width, height), Image.Resampling.LANCZOS), at)
+    return canvas

@@ -1,0 +1,32 @@
+"""Matching: one matrix operation per image, nearest reference per person, one person per face."""
+
+import numpy as np
+
+from matcher.gallery import Gallery, assign
+
+
+def test_distances_are_to_each_persons_nearest_reference():
+    rng = np.random.default_rng(1)
+    refs = rng.normal(size=(7, 128)).astype(np.float32)
+    owners = [5, 2, 5, 9, 2, 9, 9]
+    gallery = Gallery.build(list(zip(owners, refs)))
+    faces = rng.normal(size=(3, 128)).astype(np.float32)
+    got = gallery.distances(faces)
+    assert list(gallery.person_ids) == [2, 5, 9]
+    for i, face in enumerate(faces):
+        for j, person in enumerate(gallery.person_ids):
+            want = min(np.linalg.norm(face - r) for r, o in zip(refs, owners) if o == person)
+            assert abs(got[i, j] - want) < 1e-4
+
+
+def test_one_person_is_not_given_to_two_faces_of_an_image():
+    distances = np.array([[0.30, 0.50], [0.20, 0.55], [0.9, 0.9]], dtype=np.float32)
+    result = assign(distances, np.array([10, 20]), limit=0.6)
+    assert [(a.person_id, round(a.distance, 2)) for a in result] == [(20, 0.5), (10, 0.2), (None, 0.9)]
+
+
+def test_empty_gallery_matches_nobody():
+    gallery = Gallery.build([])
+    distances = gallery.distances(np.zeros((2, 128), np.float32))
+    assert distances.shape == (2, 0)
+    assert [a.person_id for a in assign(distances, gallery.person_ids, 0.6)] == [None, None]
