@@ -1,0 +1,37 @@
+"""A database file made by the previous release opens, reads and works the same with this one.
+
+``data/made-by-0.1.0-5591e76.sqlite`` was written by consent-matcher 0.1.0 at
+commit 5591e76 (made-up embeddings: two people, four scanned files, a consent
+revoked and one expired, a reviewer's verdict, a reviewer token and an API
+key); ``...expected.json`` holds what that version's own commands printed
+for it (report, people, consent list, review list, audit verify).
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+from helpers import Cli
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_a_file_of_the_previous_release_reads_the_same_and_keeps_working(tmp_path):
+    db = tmp_path / "consent.db"
+    shutil.copy(DATA / "made-by-0.1.0-5591e76.sqlite", db)
+    expected = json.loads((DATA / "made-by-0.1.0-5591e76.expected.json").read_text())
+    cli = Cli(db)
+    assert cli.json("report") == expected["report"]
+    assert cli.json("people") == expected["people"]
+    assert cli.json("consent", "list", "Ann") == expected["consents"]
+    assert cli.json("review", "list") == expected["review"]
+    verified = cli.json("audit", "verify")
+    assert verified == expected["verify"] and verified["ok"]
+
+    # It goes on working: a change decides again from the stored faces, and extends the same chain.
+    cli("consent", "grant", "Ann", "--uploader", "carl")
+    assert cli.report()["ann-1.jpg"]["decision"] == "allow"
+    assert cli.report()["ann-news.jpg"]["matches"][0]["rule"] == "reviewer"  # the verdict's facts still hold
+    after = cli.json("audit", "verify")
+    assert after["ok"] and after["entries"] > verified["entries"]
+    assert cli("reviewer", "list").stdout.startswith("rosa\t")
