@@ -44,12 +44,13 @@ class PageError(Exception):
         self.status, self.message = status, message
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class LimitBody:
-    """ASGI middleware: refuse request bodies over ``limit`` bytes, declared or streamed."""
+    """ASGI middleware: refuse request bodies over ``limit`` bytes, declared or streamed, with 413.
+
+    A streamed body (no Content-Length, or a false one) is counted as it
+    arrives; past the limit the app is told the client left (so it stops
+    reading), its own answer is dropped, and the 413 is sent instead.
+    """
 
     def __init__(self, app, limit: int):
         self.app, self.limit = app, limit
@@ -57,21 +58,34 @@ class LimitBody:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        refusal = error_response(scope["path"], 413, too_large(self.limit))
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            response = error_response(scope["path"], 413, too_large(self.limit))
-            return await response(scope, receive, send)
-        received = 0
+            return await refusal(scope, receive, send)
+        received, over = 0, False
 
         async def counting_receive():
-            nonlocal received
+            nonlocal received, over
+            if over:
+                return {"type": "http.disconnect"}
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.limit:
-                raise BodyTooLarge()
+                over = True
+                return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def unless_over(message):
+            if not over:
+                await send(message)
+
+        try:
+            await self.app(scope, counting_receive, unless_over)
+        except Exception:
+            if not over:
+                raise
+        if over:
+            await refusal(scope, receive, send)
 
 
 def too_large(limit: int) -> str:
@@ -92,10 +106,6 @@ def install(app: FastAPI, limit: int) -> None:
     @app.exception_handler(PageError)
     async def page_error(request: Request, exc: PageError):
         return error_response(request.url.path, exc.status, exc.message)
-
-    @app.exception_handler(BodyTooLarge)
-    async def body_too_large(request: Request, exc: BodyTooLarge):
-        return error_response(request.url.path, 413, too_large(limit))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
