@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -111,3 +112,43 @@ def on_canvas(face: Image.Image, face_width: int, at: tuple[int, int], size=(403
     height = round(face.height * face_width / face.width)
     canvas.paste(face.resize((face_width, height), Image.Resampling.LANCZOS), at)
     return canvas
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@contextlib.contextmanager
+def headless_chromium(width: int = 1280, height: int = 900):
+    """A real headless Chromium driven through ChromeDriver (selenium).
+
+    Skips, saying why, where the browser is missing; under CI its absence fails
+    the run instead (these are the only real-browser checks).
+    """
+    import pytest
+
+    if not (CHROMIUM and CHROMEDRIVER):
+        reason = "needs Debian's chromium and chromium-driver (bash .ci/run installs them)"
+        if in_ci():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                     f"--window-size={width},{height}"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(5)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def sideways_overflow(driver) -> int:
+    """How many pixels the page is wider than the window: above 0, it scrolls sideways."""
+    return driver.execute_script("return document.documentElement.scrollWidth - document.documentElement.clientWidth")

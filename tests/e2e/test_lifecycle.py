@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from helpers import Cli, DayClock
+from helpers import Cli, DayClock, headless_chromium, sideways_overflow
 
 EILEEN = "Eileen Collins"
 
@@ -288,7 +288,6 @@ def test_html_report_is_self_contained_and_renders_in_chromium(cli, demo_folder,
     import base64
     import io
     import re
-    import subprocess
 
     (media / "<b>odd & name.jpg").write_bytes((media / "alice-1.jpg").read_bytes()[:-1] + b"\xd9")
     (tmp_path / "uploads.csv").write_text("path,uploader,context\nmedia/bob-1.jpg,bob,news\n")
@@ -306,19 +305,18 @@ def test_html_report_is_self_contained_and_renders_in_chromium(cli, demo_folder,
     [pending] = cli.json("review", "list")
     assert f"item {pending['id']}" in text
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if chromium is None:
-        pytest.skip("headless Chromium not installed (Debian: apt-get install chromium)")
-    for width in (1280, 390):  # a desktop and a phone-width window
-        shot = tmp_path / f"report-{width}.png"
-        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                        f"--screenshot={shot}", f"--window-size={width},1200", page.as_uri()],
-                       capture_output=True, timeout=120, check=True)
-        picture = Image.open(shot).convert("RGB")
-        assert picture.size == (width, 1200)
-        colours = {colour for _, colour in picture.getcolors(maxcolors=1 << 20)}
-        assert (0xC6, 0x28, 0x28) in colours  # the red "remove" badge was drawn
-        assert len(colours) > 5000  # photos, not an empty page
+    with headless_chromium() as browser:
+        for width in (1280, 390):  # a desktop and a phone-width window
+            browser.set_window_size(width, 1200)
+            browser.get(page.as_uri())
+            assert sideways_overflow(browser) <= 0, f"at {width} px the report scrolls sideways"
+            assert browser.execute_script(  # every thumbnail decoded and drawn
+                "return document.images.length === 4 && [...document.images].every(i => i.complete && i.naturalWidth === 360)")
+            shot = tmp_path / f"report-{width}.png"
+            browser.save_screenshot(str(shot))
+            colours = {colour for _, colour in Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20)}
+            assert (0xC6, 0x28, 0x28) in colours  # the red "remove" badge was drawn
+            assert len(colours) > 5000  # photos, not an empty page
 
 
 def test_an_enrollment_during_a_scan_reaches_the_files_scanned_after_it(cli, demo_folder, tmp_path):

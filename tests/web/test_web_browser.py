@@ -9,27 +9,12 @@ written to $CONSENT_MATCHER_SCREENSHOTS when set (to look at them).
 
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import Cli, in_ci, running_server
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-
-
-def need_browser() -> None:
-    """Skip without a browser, saying why; under CI its absence fails the run (this is the only real-browser test)."""
-    if CHROMIUM and CHROMEDRIVER:
-        return
-    reason = "needs Debian's chromium and chromium-driver (bash .ci/run installs them)"
-    if in_ci():
-        pytest.fail(reason)
-    pytest.skip(reason)
+from helpers import Cli, headless_chromium, running_server, sideways_overflow
 
 PHONE, DESKTOP = (390, 844), (1280, 900)
 
@@ -48,19 +33,8 @@ def server(tmp_path):
 
 @pytest.fixture
 def browser():
-    need_browser()
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     f"--window-size={DESKTOP[0]},{DESKTOP[1]}"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.implicitly_wait(5)
-    yield driver
-    driver.quit()
+    with headless_chromium(*DESKTOP) as driver:
+        yield driver
 
 
 class Pages:
@@ -130,8 +104,7 @@ class Pages:
             self.driver.set_window_size(width, min(max(height, full + 140), 4000))
             self.driver.save_screenshot(str(self.shots / f"{self.count:02d}-{name}-{label}.png"))
             if label == "phone":
-                overflow = self.driver.execute_script(
-                    "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+                overflow = sideways_overflow(self.driver)
                 assert overflow <= 0, f"{name}: the page is {overflow} px wider than a phone screen"
         self.driver.set_window_size(*DESKTOP)
 
