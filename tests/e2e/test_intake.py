@@ -255,3 +255,37 @@ def test_unreadable_file_is_an_error(demo_folder, tmp_path):
     summary = json.loads(result.stdout)
     assert summary["error_files"] == [{"path": str(media / "locked.jpg"), "error": "permission denied: cannot read the file"}]
     assert summary["scanned"] == 2 and summary["faces"] > 0  # open.jpg was read
+
+
+def test_large_jpegs_are_decoded_reduced_and_small_faces_embedded_from_a_full_decode(demo_folder, tmp_path):
+    """A 4032 px JPEG is decoded at half size for detection (its DCT scaling); a face that is large
+    there is embedded from that decode, a small one (< 100 px) from a full decode instead."""
+    from matcher.faces import process_engine
+    from matcher.media import decode_image, image_frames
+    from matcher.model import Box
+    from matcher.observe import SCAN_ENGINE, ScanOptions, observe
+
+    engine = process_engine(SCAN_ENGINE)
+    portrait = Image.open(demo_folder["portrait"]).convert("RGB")
+    cases = {"big": on_canvas(portrait, 1400, (2300, 900)), "small": on_canvas(portrait, 420, (700, 2000))}
+    for name, photo in cases.items():
+        path = tmp_path / f"{name}.jpg"
+        photo.save(path, quality=90)
+        data = path.read_bytes()
+        [frame] = image_frames(data, min_side=lambda width, height: engine.decode_side(height, width))
+        assert frame.scale == 2.0 and frame.rgb.shape[:2] == (1512, 2016)  # 1/2 of 4032x3024, not the full 12 MP
+
+        obs = observe(str(path), ScanOptions())
+        [face] = obs.faces
+        full = decode_image(data)
+        from_full = engine.embed(full, [face.box])[0]
+        halved = Box(*(v // 2 for v in face.box.as_list()))
+        from_reduced = engine.embed(np.ascontiguousarray(frame.rgb), [halved])[0]
+        if name == "small":
+            assert face.box.width < 2 * 100  # under 100 px in the half-size decode
+            assert np.linalg.norm(face.embedding - from_full) < 1e-5  # embedded from the full decode
+            assert np.linalg.norm(face.embedding - from_reduced) > 1e-3
+        else:
+            assert face.box.width >= 2 * 100
+            assert np.linalg.norm(face.embedding - from_reduced) < 1e-5  # embedded from the cheap decode
+            assert np.linalg.norm(face.embedding - from_full) > 1e-3
