@@ -15,12 +15,14 @@ from matcher.media import DEFAULT_MAX_PIXELS, MediaError, decode_image, sniff
 from matcher.model import Box, Reference
 
 
-# The enrollment quality gate, measured on the single-face photos of
-# ../shared/faces (163: lfw10, bbt crops, face_recognition's examples):
-# - sharpness (below) of real photos: min 12.6, 5th percentile 31, median 82;
-#   15 refuses 1 of the 163. Gaussian blur of sigma 1.5 / 2 / 3 brings lfw and
-#   bbt faces to a median of 13 / 8.5 / 4.7 and moves their embeddings by
-#   0.2 / 0.28 / 0.4 (a third to two thirds of the match threshold).
+# The enrollment quality gate, measured by bench/quality_gate.py on the 164
+# single-face photos of ../shared/faces (lfw10, bbt crops, face_recognition's examples):
+# - sharpness (below) of real photos: min 12.6, 5th percentile 29, median 96;
+#   15 refuses 1 of the 164. Gaussian blur of sigma 1.5 / 2 / 3 brings the lfw10
+#   and bbt faces (~100 px) to a median of 12.3 / 7.7 / 4.6 (73 / 95 / 99 % refused)
+#   and moves their embeddings by 0.21 / 0.29 / 0.42 (a third to two thirds of
+#   the match threshold). A sharper, 89 px face (the demo's reference, 247)
+#   still passes at sigma 1.5 and 2 (26.7, 18.1) and is refused at 3 (11.0).
 # - a face narrower than 80 px is upsampled into dlib's 150 px chip: faces of
 #   60-90 px moved 0.08-0.15 against the same face at full resolution, 100 px
 #   and more 0.045-0.075.

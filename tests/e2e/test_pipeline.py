@@ -113,6 +113,19 @@ def test_enrollment_quality_gate_refuses_small_or_blurred_faces(cli, demo_folder
     assert cli.json("enroll", "Eileen Collins", demo_folder["reference"], "--jitter", 10)["added"] == 1
 
 
+@pytest.mark.parametrize("sigma, accepted", [(1.5, True), (2, True), (3, False)])
+def test_how_much_blur_the_gate_lets_through(cli, demo_folder, tmp_path, sigma, accepted):
+    """What README and matcher/references.py say of the demo's reference (an 89 px face, sharpness 247):
+    blurred at sigma 1.5 and 2 it is still accepted, at 3 refused."""
+    from PIL import ImageFilter
+
+    blurred = tmp_path / f"blurred-{sigma}.jpg"
+    Image.open(demo_folder["reference"]).filter(ImageFilter.GaussianBlur(sigma)).save(blurred, quality=95)
+    result = cli("enroll", "Eileen Collins", blurred, ok=accepted)
+    assert (result.exit_code == 0) == accepted
+    assert ("too blurred" in result.output) != accepted
+
+
 @pytest.mark.parametrize(
     "stop, extra",
     [(signal.SIGKILL, []), (signal.SIGINT, []), (signal.SIGINT, ["--dask", "local"])],
