@@ -9,14 +9,17 @@ one person's photo placed on a varied background at a face width of 150, 250,
 (as phones do), plus the original 250x250 photos. Three people are enrolled
 from two photos each (not in the corpus). Then, in the same run, alternately:
 
-- ours:  consent-matcher scan --workers N [SCAN ARGS], once per --ours given
-  (default: one run with no extra arguments)
+- ours:  consent-matcher enroll (the three people) then consent-matcher scan
+  --workers N [SCAN ARGS], once per --ours given (default: one run with no
+  extra arguments)
 - theirs: face_recognition --cpus N KNOWN UNKNOWN (same dlib models, HOG,
-  shrinks images over 1600 px, one process per core)
+  shrinks images over 1600 px, one process per core), which encodes the
+  known photos itself
 
-and prints for each: images/s (median of the runs), peak memory of the whole
-process tree, and recall / precision of the enrolled people against the
-corpus's ground truth; then the ratio.
+and prints for each: images/s (median of the runs; both timed from the known
+photos to the answers: our enrollment counts, as their encoding of the known
+photos does), peak memory of the whole process tree, faces found, and recall /
+precision of the enrolled people against the corpus's ground truth; then the ratio.
 """
 
 from __future__ import annotations
@@ -126,9 +129,9 @@ class PeakMemory:
         return self.peak
 
 
-def timed(command: list[str], env: dict | None = None) -> tuple[float, int, str]:
+def timed(command: list[str], env: dict | None = None, cwd: str | None = None) -> tuple[float, int, str]:
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=cwd)
     memory = PeakMemory(process.pid)
     out, _ = process.communicate()
     seconds = time.perf_counter() - started
@@ -139,22 +142,32 @@ def timed(command: list[str], env: dict | None = None) -> tuple[float, int, str]
 
 
 def run_ours(known: Path, unknown: Path, work: Path, cpus: int, extra: list[str]) -> tuple[float, int, dict]:
+    """``extra``: scan arguments; a first ``tree=DIR`` runs the package of another checkout (before/after)."""
+    env = cwd = None
+    if extra and extra[0].startswith("tree="):  # python -m looks in the working folder first
+        cwd = str(Path(extra[0][5:]).resolve())
+        env = {**os.environ, "PYTHONPATH": cwd}
+        extra = extra[1:]
     db = work / "bench.db"
     for path in work.glob("bench.db*"):
         path.unlink()
     python = [sys.executable, "-m", "matcher", "--db", str(db)]
+    enrolling, enroll_peak = 0.0, 0
     for person in ENROLLED:
-        subprocess.run([*python, "enroll", person, *sorted(map(str, known.glob(f"{person}_*.jpg")))],
-                       check=True, capture_output=True)
+        took, peak, _ = timed([*python, "enroll", person, *sorted(map(str, known.glob(f"{person}_*.jpg")))], env, cwd)
+        enrolling, enroll_peak = enrolling + took, max(enroll_peak, peak)
     seconds, peak, out = timed([*python, "scan", "--workers", str(cpus), "--quiet", "--json", "--profile", *extra,
-                                str(unknown)])
+                                str(unknown)], env, cwd)
+    seconds, peak = seconds + enrolling, max(peak, enroll_peak)
     report = json.loads(subprocess.run([*python, "report", "--json"], check=True, capture_output=True,
-                                       text=True).stdout)
+                                       text=True, env=env, cwd=cwd).stdout)
     found, removed = {}, {}
     for entry in report:
         found[Path(entry["path"]).name] = {m["person"] for m in entry["matches"] if m["decision"] != "allow"}
         removed[Path(entry["path"]).name] = {m["person"] for m in entry["matches"] if m["decision"] == "remove"}
-    return seconds, peak, {"found": found, "removed": removed, "profile": json.loads(out)["seconds"]}
+    summary = json.loads(out)
+    return seconds, peak, {"found": found, "removed": removed, "profile": summary["seconds"], "faces": summary["faces"],
+                           "enrolling": enrolling}
 
 
 def run_theirs(known: Path, unknown: Path, cpus: int) -> tuple[float, int, dict]:
@@ -188,7 +201,8 @@ def main() -> None:
     parser.add_argument("--ours-only", action="store_true")
     parser.add_argument("--ours", action="append", default=None, metavar="SCAN_ARGS",
                         help="Extra arguments for one configuration of our scan (repeatable; write --ours='--min-face 150', "
-                             "with '=', and --ours= for the defaults).")
+                             "with '=', and --ours= for the defaults). Starting with tree=DIR, the configuration runs "
+                             "the package of the checkout at DIR: before and after a change in one run.")
     args = parser.parse_args()
     configs = args.ours or [""]
     work = args.keep or Path(tempfile.mkdtemp(prefix="cm-bench-"))
@@ -217,8 +231,9 @@ def main() -> None:
         peak = max(r[1] for r in runs)
         recall, precision = accuracy(runs[-1][2]["found"], truth)
         rates[name] = images / seconds
+        faces = f", {runs[-1][2]['faces']} faces found" if "faces" in runs[-1][2] else ""
         print(f"{name}: {images / seconds:6.2f} images/s (median {seconds:.1f} s; runs: "
-              f"{', '.join(f'{r[0]:.1f}' for r in runs)}), peak memory {peak / 2**20:.0f} MiB, "
+              f"{', '.join(f'{r[0]:.1f}' for r in runs)}), peak memory {peak / 2**20:.0f} MiB{faces}, "
               f"recall {100 * recall:.1f} %, precision {100 * precision:.1f} %"
               + (" (remove or review)" if name != "theirs" else " (any match at 0.6)"))
         if name != "theirs":
@@ -226,7 +241,7 @@ def main() -> None:
             print(f"        removals alone: recall {100 * recall:.1f} %, precision {100 * precision:.1f} %")
     for label in labels.values():
         profile = results[label][-1][2]["profile"]
-        print(f"{label}, time by stage (s, summed over workers): "
+        print(f"{label}, enrollment {results[label][-1][2]['enrolling']:.1f} s; scan time by stage (s, summed over workers): "
               + ", ".join(f"{stage} {sec:.1f}" for stage, sec in sorted(profile.items(), key=lambda kv: -kv[1])))
         if "theirs" in rates:
             print(f"{label}: {rates[label] / rates['theirs']:.2f}x face_recognition's images/s")
