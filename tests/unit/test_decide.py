@@ -1,0 +1,60 @@
+"""Deciding from stored facts, as pure functions: no store, no model."""
+
+from matcher.decide import Snapshot, closest_matches, decide_items, facts_sha256, item_id
+from matcher.model import Consent, DecisionRecord, MatchFact, Person, Review
+from matcher.policy import load_policy
+
+POLICY = load_policy()
+ANN = Person(1, "Ann", public_figure=False, accounts=["ann-account"])
+
+
+def match(path="/m/a.jpg", face_id=1, distance=0.3, uploader="bob", context=()):
+    return MatchFact(path, "sha-" + path, uploader, context, 1, face_id, 1, distance)
+
+
+def snapshot(consents=(), floods=()):
+    return Snapshot(POLICY, {1: ANN}, list(consents), set(floods), "2026-11-25")
+
+
+def test_one_decision_per_person_in_a_file_made_on_the_closest_face():
+    matches = [match(face_id=1, distance=0.5), match(face_id=2, distance=0.2), match(face_id=3, distance=0.58)]
+    assert closest_matches(matches)[("/m/a.jpg", 1)].face_id == 2
+    outcome = decide_items(snapshot(), matches, {}, {}, "system", "now")
+    [decision] = outcome.decisions
+    assert (decision.face_id, decision.action, decision.rule) == (2, "remove", "no-consent")
+    assert decision.item == item_id("/m/a.jpg", 1) and len(decision.item) == 12
+    [entry] = outcome.audit
+    assert (entry.event, entry.old, entry.new, entry.subject) == ("decision", None, "remove", f"item:{decision.item}")
+
+
+def test_facts_of_consents_self_posting_and_floods():
+    fact = match(uploader="carl")
+    assert snapshot().facts(fact).match == "confident"
+    assert snapshot([Consent(1, 1, None, "carl", None, "t")]).facts(fact).consent
+    assert not snapshot([Consent(1, 1, None, "carl", "2026-11-24", "t")]).facts(fact).consent  # ended yesterday
+    assert not snapshot([Consent(1, 1, None, "carl", None, "t", revoked_at="t")]).facts(fact).consent
+    assert snapshot().facts(match(uploader="ann-account")).self_posted
+    assert snapshot(floods=[(1, 1)]).facts(fact).flood
+
+
+def test_unchanged_decisions_are_not_audited_and_vanished_ones_are():
+    first = decide_items(snapshot(), [match()], {}, {}, "system", "now").decisions[0]
+    old = {("/m/a.jpg", 1): first, ("/m/gone.jpg", 1): DecisionRecord("/m/gone.jpg", 1, 9, "x" * 12, "remove",
+                                                                      "no-consent", "", "", "")}
+    outcome = decide_items(snapshot(), [match()], old, {}, "system", "later")
+    assert [(e.subject, e.old, e.new) for e in outcome.audit] == [(f"item:{'x' * 12}", "remove", None)]
+
+
+def test_a_verdict_stands_while_its_facts_hold_and_expires_when_they_change():
+    fact = match(context=("news",))
+    facts = snapshot().facts(fact)
+    assert POLICY.decide(facts).action == "review"
+    review = Review("/m/a.jpg", 1, "remove", "rosa", "private", facts_sha256(facts))
+    kept = decide_items(snapshot(), [fact], {}, {("/m/a.jpg", 1): review}, "system", "now")
+    assert (kept.decisions[0].action, kept.decisions[0].rule) == ("remove", "reviewer")
+    assert "rosa" in kept.decisions[0].reason and kept.expired_reviews == []
+    # A consent changes the facts: the verdict expires and the rules decide again.
+    changed = decide_items(snapshot([Consent(1, 1, None, "bob", None, "t")]), [fact], {},
+                           {("/m/a.jpg", 1): review}, "system", "now")
+    assert changed.decisions[0].rule == "consent" and changed.expired_reviews == [("/m/a.jpg", 1)]
+    assert [e.event for e in changed.audit] == ["decision", "review-expired"]
