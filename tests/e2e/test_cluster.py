@@ -81,8 +81,11 @@ def test_a_file_that_fails_on_every_worker_is_an_error(demo_folder, tmp_path):
     media.mkdir()
     crops(demo_folder, media, 3)
     Image.open(demo_folder["hopper"]).resize((333, 333)).save(media / "poison.jpg")
-    # Each death of a worker counts; past this many, Dask gives the task up (KilledWorker).
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+    # Each death of a worker counts against the tasks on it; past this many, Dask gives a task up
+    # (KilledWorker). Tasks wait on the scheduler, not queued on workers, so only the file being
+    # read when a worker dies is blamed, whatever the machine's load.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1,
+                          "distributed.scheduler.worker-saturation": 1.0}):
         summary = scan_on_local_cluster(tmp_path / "c.db", media, KillOnSpec(width=333))
     assert (summary.files, summary.scanned, summary.errors) == (7, 7, 1)
     [(path, error)] = summary.error_files
