@@ -2,9 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Cli
-
-SHARED_FACES = Path(__file__).resolve().parent.parent.parent / "shared" / "faces"
+from helpers import SHARED_FACES, Cli
 
 
 @pytest.fixture(scope="session")

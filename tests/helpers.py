@@ -20,6 +20,10 @@ from matcher.cli import main
 from matcher.clock import SystemClock
 
 
+# Real faces for tests, beside the project (see its README); never copied into it.
+SHARED_FACES = Path(__file__).resolve().parent.parent.parent / "shared" / "faces"
+
+
 class DayClock(SystemClock):
     """The system's time on another day: what the tool would decide on that day."""
 

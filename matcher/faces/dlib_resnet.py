@@ -1,9 +1,11 @@
-"""dlib's 128-d ResNet face descriptor, with its 5-point landmarks (the models of face_recognition).
+"""dlib's 128-d ResNet face descriptor run by dlib itself: the reference runtime.
 
 The same computation as face_recognition's ``face_encodings`` (a test checks
 equality), but the models load lazily, once per process, without the side
 effects of ``import face_recognition`` (``quit()`` when models are missing,
-``ImageFile.LOAD_TRUNCATED_IMAGES`` flipped globally, all models loaded at import).
+``ImageFile.LOAD_TRUNCATED_IMAGES`` flipped globally, all models loaded at
+import). Scans use :mod:`matcher.faces.opencv_resnet`, the same network ten
+times cheaper; this one stays as the reference, and for ``--jitter``.
 """
 
 from __future__ import annotations
@@ -13,17 +15,17 @@ import functools
 import numpy as np
 
 from matcher.faces.dlib_files import dlib_model
+from matcher.faces.landmarks import landmarks
+from matcher.faces.resnet_weights import EMBEDDING_SIZE
 from matcher.model import Box
 
 
 @functools.cache
-def _models():
-    """dlib, its 5-point landmark predictor and its face descriptor, loaded once per process."""
-    landmarks = dlib_model("shape_predictor_5_face_landmarks.dat")
-    descriptor = dlib_model("dlib_face_recognition_resnet_model_v1.dat")
+def _descriptor():
+    path = dlib_model("dlib_face_recognition_resnet_model_v1.dat")
     import dlib  # heavy native import: only when a face is first needed
 
-    return dlib, dlib.shape_predictor(str(landmarks)), dlib.face_recognition_model_v1(str(descriptor))
+    return dlib.face_recognition_model_v1(str(path))
 
 
 class DlibResnetEmbedder:
@@ -31,7 +33,7 @@ class DlibResnetEmbedder:
     published 99.38 % on LFW uses 100; 1 is face_recognition's default)."""
 
     name = "dlib_resnet_v1"
-    dim = 128
+    dim = EMBEDDING_SIZE
 
     def __init__(self, jitters: int = 1):
         self.jitters = jitters
@@ -39,9 +41,5 @@ class DlibResnetEmbedder:
     def embed(self, rgb: np.ndarray, boxes: list[Box]) -> np.ndarray:
         if not boxes:
             return np.empty((0, self.dim), np.float32)
-        dlib, landmarks, descriptor = _models()
-        shapes = dlib.full_object_detections()
-        for box in boxes:
-            shapes.append(landmarks(rgb, dlib.rectangle(box.left, box.top, box.right, box.bottom)))
-        vectors = descriptor.compute_face_descriptor(rgb, shapes, self.jitters)
+        vectors = _descriptor().compute_face_descriptor(rgb, landmarks(rgb, boxes), self.jitters)
         return np.array([np.asarray(v) for v in vectors], dtype=np.float32)

@@ -16,6 +16,7 @@ from matcher.faces.base import Detector, Embedder, EngineSpec, Face, FaceEngine
 from matcher.faces.blazeface import BlazeFaceHogDetector
 from matcher.faces.dlib_resnet import DlibResnetEmbedder
 from matcher.faces.hog import HogDetector
+from matcher.faces.opencv_resnet import OpenCVResnetEmbedder
 from matcher.model import Box
 
 
@@ -56,6 +57,22 @@ def _blazeface(spec: "DlibSpec") -> Detector:
 DETECTORS = {"hog": _hog, "blazeface": _blazeface}
 
 
+def _torch(spec: "DlibSpec") -> Embedder:
+    from matcher.faces.torch_resnet import TorchResnetEmbedder  # PyTorch only where asked for
+
+    return TorchResnetEmbedder(spec.device)
+
+
+# The runtimes of dlib's ResNet, by name: the same network and weights, the same
+# embeddings (within 1e-3, tested): ``dlib`` itself (the reference, and the only
+# one that jitters), ``opencv`` (cv2.dnn, ten times cheaper) and ``torch``.
+RUNTIMES = {
+    "dlib": lambda spec: DlibResnetEmbedder(spec.jitters),
+    "opencv": lambda spec: OpenCVResnetEmbedder(),
+    "torch": _torch,
+}
+
+
 @dataclass(frozen=True)
 class DlibSpec:
     """dlib's ResNet embeddings with one of :data:`DETECTORS`.
@@ -63,8 +80,9 @@ class DlibSpec:
     ``detect_max_side``: faces are searched on a copy whose longest side is at
     most this; ``min_face``: the smallest face of interest, in pixels of the
     original (None: what face_recognition reaches); ``jitters``: re-sampled
-    copies averaged per embedding; ``proposal_model``: the BlazeFace model file
-    (None: the one shipped).
+    copies averaged per embedding (dlib's runtime only); ``proposal_model``:
+    the BlazeFace model file (None: the one shipped); ``runtime``: which of
+    :data:`RUNTIMES` runs the ResNet; ``device``: ``cpu`` or ``cuda`` (PyTorch's).
     """
 
     detector: str = "hog"
@@ -72,17 +90,25 @@ class DlibSpec:
     min_face: int | None = None
     jitters: int = 1
     proposal_model: str | None = None
+    runtime: str = "opencv"
+    device: str = "cpu"
 
     def __post_init__(self):
         if self.detector not in DETECTORS:
             raise ValueError(f"unknown detector {self.detector!r} (one of: {', '.join(DETECTORS)})")
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {self.runtime!r} (one of: {', '.join(RUNTIMES)})")
+        if self.jitters > 1 and self.runtime != "dlib":
+            object.__setattr__(self, "runtime", "dlib")  # only dlib's own runtime re-samples
+        if self.device != "cpu" and self.runtime != "torch":
+            object.__setattr__(self, "runtime", "torch")  # another device is PyTorch's
 
     @property
     def name(self) -> str:
         return DlibResnetEmbedder.name
 
     def build(self) -> FaceEngine:
-        return Engine(DETECTORS[self.detector](self), DlibResnetEmbedder(self.jitters))
+        return Engine(DETECTORS[self.detector](self), RUNTIMES[self.runtime](self))
 
 
 _process_engines: dict[EngineSpec, FaceEngine] = {}

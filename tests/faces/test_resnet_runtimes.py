@@ -1,0 +1,116 @@
+"""Every runtime of dlib's ResNet gives dlib's own embeddings (within 1e-3) on real faces.
+
+Thresholds sit at 0.55-0.62: a drift of 1e-3 leaves every stored embedding,
+the calibration and every threshold valid. Faces: ../shared/faces when present
+(lfw10, bbt crops, face_recognition's examples), else the package-shipped photos.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import SHARED_FACES
+from matcher.faces.dlib_resnet import DlibResnetEmbedder
+from matcher.faces.hog import HogDetector
+from matcher.faces.landmarks import face_chips
+from matcher.faces.opencv_resnet import OpenCVResnetEmbedder, embed_chips
+from matcher.faces.resnet_weights import read_dlib_resnet
+from matcher.model import Box
+
+EQUAL = 1e-3
+
+
+def real_faces(shared: Path | None, demo_folder) -> list[tuple[np.ndarray, list]]:
+    """(image, face boxes) of up to 60 real photos."""
+    if shared is not None:
+        paths = sorted(shared.glob("lfw10/*/*_000[1-4].jpg")) + sorted(shared.glob("bbt/*/*[12].png"))
+        paths += sorted(shared.glob("face_recognition_peer/examples/*.jpg"))[:8]
+    else:
+        paths = [demo_folder[name] for name in ("pair", "portrait", "hopper", "news")]
+    detector, found = HogDetector(), []
+    for path in paths[:60]:
+        rgb = np.ascontiguousarray(np.asarray(Image.open(path).convert("RGB")))
+        boxes = detector.detect(rgb)
+        if boxes:
+            found.append((rgb, boxes))
+    return found
+
+
+@pytest.fixture(scope="module")
+def faces(demo_folder):
+    shared = SHARED_FACES if (SHARED_FACES / "lfw10").is_dir() else None
+    found = real_faces(shared, demo_folder)
+    assert sum(len(boxes) for _, boxes in found) >= (60 if shared else 4)
+    return found
+
+
+@pytest.fixture(scope="module")
+def dlib_embeddings(faces):
+    reference = DlibResnetEmbedder()
+    return [reference.embed(rgb, boxes) for rgb, boxes in faces]
+
+
+def test_the_weights_file_is_read_whole_and_checked():
+    from matcher.faces.dlib_files import dlib_model
+
+    weights = read_dlib_resnet(dlib_model("dlib_face_recognition_resnet_model_v1.dat"))
+    assert len(weights["blocks"]) == 14 and weights["fc_w"].shape == (128, 256)
+    assert np.allclose(weights["mean_rgb"], [122.782, 117.001, 104.298])
+    parameters = sum(w.size for block in weights["blocks"] for k, w in block.items() if k.endswith(("_w", "_b", "_g")))
+    assert parameters > 5_000_000
+
+
+def test_opencv_runtime_equals_dlib(faces, dlib_embeddings):
+    ours = OpenCVResnetEmbedder()
+    drifts = np.concatenate([np.linalg.norm(ours.embed(rgb, boxes) - theirs, axis=1)
+                             for (rgb, boxes), theirs in zip(faces, dlib_embeddings)])
+    assert drifts.max() < EQUAL, drifts.max()
+
+
+def test_a_batch_gives_what_single_faces_give(faces):
+    chips = np.concatenate([face_chips(rgb, boxes) for rgb, boxes in faces])
+    together = embed_chips(chips)
+    one_by_one = np.concatenate([embed_chips(chip[None]) for chip in chips])
+    assert np.abs(together - one_by_one).max() < 1e-5
+
+
+def test_torch_runtime_equals_dlib_on_the_cpu(faces, dlib_embeddings):
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("PyTorch is not installed (the optional [gpu] extra)")
+    from matcher.faces.torch_resnet import TorchResnetEmbedder
+
+    ours = TorchResnetEmbedder("cpu")
+    drifts = np.concatenate([np.linalg.norm(ours.embed(rgb, boxes) - theirs, axis=1)
+                             for (rgb, boxes), theirs in zip(faces, dlib_embeddings)])
+    assert drifts.max() < EQUAL, drifts.max()
+
+
+def test_torch_runtime_equals_dlib_on_a_gpu(faces, dlib_embeddings):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (the optional [gpu] extra)")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU on this machine")
+    from matcher.faces.torch_resnet import TorchResnetEmbedder
+
+    ours = TorchResnetEmbedder("cuda")
+    drifts = np.concatenate([np.linalg.norm(ours.embed(rgb, boxes) - theirs, axis=1)
+                             for (rgb, boxes), theirs in zip(faces, dlib_embeddings)])
+    assert drifts.max() < EQUAL, drifts.max()
+
+
+def test_asking_for_a_missing_gpu_says_so():
+    from matcher.faces import DlibSpec, ModelsMissing
+    from matcher.faces.torch_resnet import torch_device
+
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a CUDA GPU")
+    with pytest.raises(ModelsMissing, match="--device cuda"):
+        torch_device("cuda")
+    engine = DlibSpec(device="cuda").build()
+    with pytest.raises(ModelsMissing, match="--device cuda"):
+        engine.embed(np.zeros((200, 200, 3), np.uint8), [Box(10, 110, 110, 10)])
