@@ -12,6 +12,7 @@ import io
 import math
 import os
 import re
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -69,6 +70,67 @@ def hash_stream(handle, head: bytes = b"") -> str:
 # Animated images (GIF, WebP, APNG): at most this many distinct frames are read.
 DEFAULT_MAX_IMAGE_FRAMES = 100
 
+# Memory one decoded picture may take: Pillow's decoded copy plus our RGB array
+# (see decode_footprint). A 100-megapixel photo needs about 0.7 GB: it passes.
+DECODE_BUDGET_BYTES = 1536 * 1024 * 1024
+# Bytes a pixel takes in Pillow's decoded image, by mode (RGB is stored 4 bytes wide).
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "LA": 4, "PA": 4, "La": 4}
+
+
+@dataclass(frozen=True)
+class WorkLimits:
+    """The work one file may take, whatever its size on disk says.
+
+    An animation's frames are counted as decoded, identical ones too (a GIF
+    can repaint a large canvas a million times in a few megabytes); a video's
+    frames are counted as the decoder reads them; and the whole file has a
+    wall-clock budget. Past any of these the file is an error with the reason.
+    """
+
+    seconds: float | None = 600.0
+    animation_frames: int = 1_000
+    animation_pixels: int = 1_000_000_000
+    video_frames: int = 216_000  # two hours at 30 frames a second
+
+    def start(self, clock: Callable[[], float] = time.monotonic) -> "WorkBudget":
+        return WorkBudget(self, clock)
+
+
+class WorkBudget:
+    """What is left of one file's :class:`WorkLimits` while it is read."""
+
+    def __init__(self, limits: WorkLimits, clock: Callable[[], float]):
+        self.limits, self.clock = limits, clock
+        self.deadline = clock() + limits.seconds if limits.seconds else None
+        self.frames = self.pixels = 0
+
+    def animation_frame(self, pixels: int) -> None:
+        self.frames += 1
+        self.pixels += pixels
+        if self.frames > self.limits.animation_frames:
+            raise MediaError(f"animation has more than {self.limits.animation_frames:,} frames to decode "
+                             "(the work budget of one file; identical frames count)")
+        if self.pixels > self.limits.animation_pixels:
+            raise MediaError(f"animation needs more than {self.limits.animation_pixels:,} pixels decoded "
+                             "(the work budget of one file)")
+        self.check_time()
+
+    def video_frame(self) -> None:
+        self.frames += 1
+        if self.frames > self.limits.video_frames:
+            raise MediaError(f"video has more than {self.limits.video_frames:,} frames to decode "
+                             "(the work budget of one file)")
+        if self.frames % 64 == 0:
+            self.check_time()
+
+    def check_time(self) -> None:
+        if self.deadline is not None and self.clock() > self.deadline:
+            raise MediaError(f"reading it took longer than {self.limits.seconds:g} s "
+                             "(the work budget of one file)")
+
+
+UNLIMITED = WorkLimits(seconds=None, animation_frames=10**12, animation_pixels=10**18, video_frames=10**12)
+
 
 @dataclass
 class Frame:
@@ -110,7 +172,18 @@ def _open_image(data: bytes, max_pixels: int):
             f"image has {width * height:,} pixels ({width}x{height}), "
             f"over the limit of {max_pixels:,} (possible decompression bomb)"
         )
+    if decode_footprint(image) > DECODE_BUDGET_BYTES and image.format != "JPEG":
+        raise MediaError(
+            f"image would take {decode_footprint(image) / 2**20:,.0f} MiB to decode ({width}x{height}, "
+            f"mode {image.mode}), over the budget of {DECODE_BUDGET_BYTES / 2**20:,.0f} MiB")
     return image
+
+
+def decode_footprint(image) -> int:
+    """Bytes decoding ``image`` takes at its peak: Pillow's decoded picture (twice when
+    turned upright by its EXIF orientation) and our RGB array (3 bytes a pixel)."""
+    width, height = image.size
+    return width * height * (2 * _MODE_BYTES.get(image.mode, 4) + 3)
 
 
 @functools.cache
@@ -124,11 +197,12 @@ def _register_heif() -> None:
 
 
 def _upright(image):
-    """Load the image, turned upright by its EXIF orientation."""
+    """Load the image, turned upright by its EXIF orientation (a copy only when it must turn)."""
     from PIL import ImageOps
 
     try:
-        image = ImageOps.exif_transpose(image)
+        if image.getexif().get(0x0112, 1) != 1:
+            image = ImageOps.exif_transpose(image)
         image.load()
     except (OSError, SyntaxError, ValueError) as exc:
         raise MediaError(f"corrupt or truncated image: {exc}") from None
@@ -145,6 +219,7 @@ def image_frames(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_side: int | Callable[[int, int], int] | None = None,
     max_frames: int = DEFAULT_MAX_IMAGE_FRAMES,
+    budget: WorkBudget | None = None,
 ) -> Iterator[Frame]:
     """The frames of an encoded image: one for a still, each distinct frame of an animation.
 
@@ -155,7 +230,7 @@ def image_frames(
     """
     image = _open_image(data, max_pixels)
     if getattr(image, "is_animated", False) and image.format in ("GIF", "WEBP", "PNG"):
-        yield from _animation_frames(image, max_frames)
+        yield from _animation_frames(image, max_frames, budget or UNLIMITED.start())
         return
     width, height = image.size
     longest = max(width, height)
@@ -172,16 +247,28 @@ def image_frames(
     yield Frame(rgb, scale=scale, original_size=(height, width) if turned else (width, height))
 
 
-def _animation_frames(image, max_frames: int) -> Iterator[Frame]:
-    """Each frame that differs from the one before, with its time in seconds, up to ``max_frames``."""
+def _animation_frames(image, max_frames: int, budget: WorkBudget) -> Iterator[Frame]:
+    """Each frame that differs from the one before, with its time in seconds, up to ``max_frames``.
+
+    Frames are read one after the other until the end (never counted first: a
+    GIF's frame count is only known by reading them all), each against ``budget``.
+    """
     elapsed_ms, previous, yielded = 0.0, None, 0
-    for index in range(image.n_frames):
+    for index in range(2**31):
         try:
             image.seek(index)
+        except EOFError:
+            return
+        except (OSError, SyntaxError, ValueError) as exc:
+            if yielded:
+                return  # a truncated animation: keep the frames read so far
+            raise MediaError(f"corrupt or truncated image: {exc}") from None
+        budget.animation_frame(image.size[0] * image.size[1])
+        try:
             rgb = _to_rgb(image)
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             if yielded:
-                return  # a truncated animation: keep the frames read so far
+                return
             raise MediaError(f"corrupt or truncated image: {exc}") from None
         digest = hashlib.blake2b(rgb.tobytes(), digest_size=16).digest()
         if digest != previous:
@@ -193,26 +280,46 @@ def _animation_frames(image, max_frames: int) -> Iterator[Frame]:
         elapsed_ms += image.info.get("duration") or 0
 
 
+# Pictures are converted to RGB a strip of rows at a time, into one array: the
+# peak is the decoded picture plus 3 bytes a pixel, not several full-size copies.
+STRIP_ROWS = 256
+
+
 def _to_rgb(image) -> np.ndarray:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit greyscale: scale to 8 bits instead of clipping.
-        array = np.asarray(image, dtype=np.float64)
-        peak = array.max() or 1.0
-        grey = (array * (255.0 / peak)).astype(np.uint8)
-        return np.stack([grey] * 3, axis=-1)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    width, height = image.size
+    sixteen = image.mode in ("I;16", "I;16B", "I;16L", "I")
+    peak = (image.getextrema()[1] or 1) if sixteen else None
+    transparent = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    rgb = np.empty((height, width, 3), np.uint8)
+    for top in range(0, height, STRIP_ROWS):
+        strip = image.crop((0, top, width, min(height, top + STRIP_ROWS)))
+        rgb[top:top + strip.height] = _strip_to_rgb(strip, peak, transparent)
+    return rgb
+
+
+def _strip_to_rgb(strip, peak: int | None, transparent: bool) -> np.ndarray:
+    if peak is not None:
+        # 16-bit greyscale: scaled to 8 bits instead of clipped.
+        grey = (np.asarray(strip, dtype=np.uint32) * 255 // peak).astype(np.uint8)
+        return grey[..., None]
+    if transparent:
         # Transparent areas over white, not black: faces stay visible.
-        from PIL import Image
-
-        image = image.convert("RGBA")
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image)
-    return np.ascontiguousarray(np.asarray(image.convert("RGB")), dtype=np.uint8)
+        rgba = np.asarray(strip.convert("RGBA"), dtype=np.uint16)
+        alpha = rgba[..., 3:]
+        return ((rgba[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+    return np.asarray(strip.convert("RGB"))
 
 
-def video_frames(path: str, every_seconds: float = 1.0, max_frames: int = 3600) -> Iterator[Frame]:
-    """The first frame, then one frame every ``every_seconds`` of a video file."""
+def video_frames(path: str, every_seconds: float = 1.0, max_frames: int = 3600,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, budget: WorkBudget | None = None) -> Iterator[Frame]:
+    """The first frame, then one frame every ``every_seconds`` of a video file.
+
+    Frames larger than ``max_pixels`` are refused before any is decoded; every
+    frame the decoder reads (sampled or not) counts against ``budget``.
+    """
     import cv2
+
+    budget = budget or UNLIMITED.start()
 
     # FFmpeg would print its own complaint about a broken file on stderr; the
     # scan reports the file's error in words itself. (Read at first capture.)
@@ -221,6 +328,10 @@ def video_frames(path: str, every_seconds: float = 1.0, max_frames: int = 3600) 
     try:
         if not capture.isOpened():
             raise MediaError("not a readable video (OpenCV cannot open it)")
+        width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if width * height > max_pixels:
+            raise MediaError(f"video frames have {width * height:,} pixels ({width}x{height}), "
+                             f"over the limit of {max_pixels:,}")
         fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
         if not 0 < fps < 1000:
             fps = 25.0  # unknown rate: assume a common one for timestamps
@@ -228,12 +339,16 @@ def video_frames(path: str, every_seconds: float = 1.0, max_frames: int = 3600) 
         index = 0
         yielded = 0
         while yielded < max_frames:
+            budget.video_frame()
             ok = capture.grab()
             if not ok:
                 break
             if index % step == 0:
                 ok, bgr = capture.retrieve()
                 if ok and bgr is not None:
+                    if bgr.shape[0] * bgr.shape[1] > max_pixels:  # the header said less than the stream has
+                        raise MediaError(f"video frames have {bgr.shape[0] * bgr.shape[1]:,} pixels, over the "
+                                         f"limit of {max_pixels:,}")
                     yielded += 1
                     yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time=round(index / fps, 3))
             index += 1

@@ -24,6 +24,8 @@ from matcher.media import (
     DEFAULT_MAX_PIXELS,
     Frame,
     MediaError,
+    WorkBudget,
+    WorkLimits,
     decode_image,
     hash_stream,
     image_frames,
@@ -52,11 +54,13 @@ class ScanOptions:
     max_video_frames: int = 3600
     max_image_frames: int = DEFAULT_MAX_IMAGE_FRAMES
     engine: EngineSpec = field(default=SCAN_ENGINE)
+    limits: WorkLimits = field(default=WorkLimits())  # the work one file may take (frames, time)
 
 
 def observe(path: str, options: ScanOptions = ScanOptions()) -> Observation:
     """Read one file and find its faces. Never raises for a bad file: the reason is recorded."""
     obs = Observation(path=path, engine=options.engine.name)
+    budget = options.limits.start()
     started = time.perf_counter()
     try:
         stat = os.stat(path)
@@ -95,7 +99,7 @@ def observe(path: str, options: ScanOptions = ScanOptions()) -> Observation:
         obs.media_error = f"image file of {obs.size:,} bytes is over the limit of {MAX_IMAGE_BYTES:,}"
         return obs
     try:
-        _find_faces(obs, data, options)
+        _find_faces(obs, data, options, budget)
     except MediaError as exc:
         obs.media_error = str(exc)
         obs.faces = []
@@ -129,17 +133,19 @@ def read_for_shipping(path: str) -> tuple[bytes, int, int] | None:
         return None
 
 
-def _find_faces(obs: Observation, data: bytes | None, options: ScanOptions) -> None:
+def _find_faces(obs: Observation, data: bytes | None, options: ScanOptions, budget: WorkBudget) -> None:
     engine = process_engine(options.engine)
     started = time.perf_counter()
     if obs.kind == "image":
         frames: Iterable[Frame] = image_frames(
             data, options.max_pixels, min_side=lambda width, height: engine.decode_side(height, width),
-            max_frames=options.max_image_frames,
+            max_frames=options.max_image_frames, budget=budget,
         )
     else:
-        frames = video_frames(obs.path, options.video_every_seconds, options.max_video_frames)
+        frames = video_frames(obs.path, options.video_every_seconds, options.max_video_frames, options.max_pixels,
+                              budget)
     for frame in frames:
+        budget.check_time()
         decoded = time.perf_counter()
         obs.seconds["decode"] = obs.seconds.get("decode", 0.0) + decoded - started
         rgb = np.ascontiguousarray(frame.rgb)
