@@ -20,6 +20,11 @@ def item_id(path: str, person_id: int) -> str:
     return hashlib.sha256(f"{path}\0{person_id}".encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
+# Facts added after verdicts were first given, with the value they had for everyone before:
+# left out of the hash at that value, so a verdict given before the fact existed still stands.
+FACTS_ADDED_LATER = {"verified": True}
+
+
 def facts_sha256(facts: Facts) -> str:
     """What a reviewer decided on: their verdict stands while this stays the same.
 
@@ -28,6 +33,9 @@ def facts_sha256(facts: Facts) -> str:
     values = asdict(facts)
     values["distance"] = round(values["distance"], 4)
     values["context"] = sorted(values["context"])
+    for name, earlier in FACTS_ADDED_LATER.items():
+        if values[name] == earlier:
+            del values[name]
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
 
 
@@ -57,6 +65,7 @@ class Snapshot:
             self_posted=match.uploader is not None and match.uploader in person.accounts,
             public_figure=person.public_figure,
             opted_out=person.opted_out,
+            verified=person.verified,
             flood=(person.id, match.scanned_in) in self.floods,
             flood_limit=self.policy.flood_limit,
             uploader=match.uploader,
@@ -129,4 +138,5 @@ def _change(actor: str, item: str, key: tuple[str, int], before: DecisionRecord 
         rule=decision.rule if decision else None,
         policy_sha256=policy_sha256,
         detail=json.dumps({"path": path, "person": f"person:{person_id}"}, ensure_ascii=False),
+        about=person_id,
     )

@@ -34,9 +34,12 @@ def _start_worker() -> None:
 
 
 def make_executor(workers: int) -> Executor:
-    """A pool of ``workers`` processes (started fresh: no state inherited), or inline for one."""
-    if workers <= 1:
-        return InlineExecutor()
+    """A pool of ``workers`` processes, or inline for one."""
+    return InlineExecutor() if workers <= 1 else process_pool(workers)
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """``workers`` processes, started fresh (spawned: no state inherited), OpenCV single-threaded."""
     import multiprocessing
 
     return ProcessPoolExecutor(

@@ -45,6 +45,13 @@ class Person:
     accounts: list[str]
     references: int = 0
     opted_out: bool = True  # False while the opt-out is paused (opt-in)
+    # How the opt-out was checked to come from the person shown (liveness, id-document,
+    # operator...), and by whom; None: unverified, so their matches go at most to review.
+    verified_by: str | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.verified_by is not None
 
 
 @dataclass(frozen=True)
@@ -212,6 +219,7 @@ class FaceFacts:
     face_id: int
     frame_time: float | None
     box: Box
+    person_id: int | None
     person: str | None
     distance: float | None
     decided_on: int | None  # the face the person's decision in this file was made on
@@ -227,6 +235,7 @@ class FaceFacts:
 class Credential:
     name: str
     created_at: str
+    scope: str | None = None  # API keys: "names" lets the key see enrolled people's names
 
 
 @dataclass(frozen=True)
@@ -253,7 +262,13 @@ class AuditEntry:
 
 @dataclass(frozen=True)
 class NewAuditEntry:
-    """An entry to append: the store adds time, link and hash."""
+    """An entry to append: the store adds time, link and hash.
+
+    ``about``: the person whose personal data ``detail`` holds (a note, an
+    uploader, a path): the store keeps that detail encrypted with the person's
+    own key, which erasure destroys, so the chain still verifies and the
+    detail can no longer be read.
+    """
 
     actor: str
     event: str
@@ -263,3 +278,4 @@ class NewAuditEntry:
     rule: str | None = None
     policy_sha256: str | None = None
     detail: str | None = None
+    about: int | None = None

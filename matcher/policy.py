@@ -21,7 +21,7 @@ STRENGTHS = ("confident", "possible")
 
 # Conditions a rule may test, each with the check of its value in the file and
 # the test it makes against the facts.
-_BOOL_FACTS = ("consent", "self_posted", "public_figure", "opted_out", "flood")
+_BOOL_FACTS = ("consent", "self_posted", "public_figure", "opted_out", "flood", "verified")
 REASON_FIELDS = {"person", "distance", "match", "uploader", "context", "rule", "flood_limit"}
 
 
@@ -40,6 +40,9 @@ class Facts:
     self_posted: bool = False
     public_figure: bool = False
     opted_out: bool = True  # False while the person has paused their opt-out (opt-in)
+    # The opt-out was checked to come from the person shown (a liveness video, an ID
+    # seen by an operator...); unverified, anyone could have enrolled them: review at most.
+    verified: bool = False
     flood: bool = False  # the person matched more media in one scan than the flood guard allows
     flood_limit: int | None = None
     uploader: str | None = None
@@ -237,13 +240,20 @@ def _validate(data: dict, lines: list[str], path: str, digest: str) -> Policy:
                 key_line("action"),
                 f"rule {rule_id!r}: a remove rule must require match = \"confident\"",
             )
+        if action == "remove" and when.get("verified") is not True:
+            # An opt-out nobody checked could have been made by anyone, of anyone: a person looks first.
+            raise fail(
+                key_line("action"),
+                f"rule {rule_id!r}: a remove rule must require verified = true (an unverified opt-out "
+                "goes to review at most)",
+            )
         rules.append(Rule(rule_id, dict(when), action, reason, header_line or 0))
 
     if not _covers_every_match(rules):
         raise fail(
             rules[-1].line,
             "no rule applies to some matched faces: end the list with rules covering "
-            "match = \"confident\" and match = \"possible\" (or one without conditions)",
+            "match = \"confident\" and match = \"possible\", verified or not (or one without conditions)",
         )
     keep = _table(data, "retention", {"keep_unmatched_embeddings": bool}, line_of, fail)
     guard = _table(data, "flood_guard", {"max_media_per_person_per_scan": int}, line_of, fail)
@@ -285,8 +295,11 @@ def _condition_problem(key: str, value) -> str | None:
 
 
 def _covers_every_match(rules: list[Rule]) -> bool:
-    """True when, for each match strength, some rule holds whatever the other facts."""
+    """True when, for each match strength, verified or not, some rule holds whatever the other facts."""
     for strength in STRENGTHS:
-        if not any(all(k == "match" and v == strength for k, v in r.when.items()) for r in rules):
-            return False
+        for verified in (True, False):
+            situation = {"match": strength, "verified": verified}
+            if not any(all(key in situation and value == situation[key] for key, value in rule.when.items())
+                       for rule in rules):
+                return False
     return True

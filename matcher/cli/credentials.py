@@ -20,15 +20,21 @@ def credential_group(kind: str, who: str, use: str) -> click.Group:
     @click.argument("name")
     @json_option
     @pass_app
-    def add(app: App, name: str, as_json: bool) -> None:
+    def add(app: App, name: str, as_json: bool, scope: str | None = None) -> None:
         """Create NAME's token (replacing an earlier one) and print it, once: only its hash is kept."""
         try:
-            token = access.add_credential(app.session, kind, name, cli_actor())
+            token = access.add_credential(app.session, kind, name, cli_actor(), scope)
         except ActionError as exc:
             raise click.BadParameter(str(exc), param_hint="NAME") from None
         name = name.strip()
-        emit({"name": name, "token": token}, as_json,
-             f"{kind} {name}: {token}\n(shown once; give it to {name} privately, it cannot be shown again)")
+        emit({"name": name, "token": token, "scope": scope}, as_json,
+             f"{kind} {name}: {token}" + (f" (scope: {scope})" if scope else "")
+             + f"\n(shown once; give it to {name} privately, it cannot be shown again)")
+
+    if kind == "apikey":
+        add = click.option("--scope", type=click.Choice(access.API_SCOPES),
+                           help="names: the key's answers give enrolled people's names (without it, opaque "
+                                "ids: a key holder cannot learn who opted out).")(add)
 
     @group.command("list")
     @json_option
@@ -37,7 +43,8 @@ def credential_group(kind: str, who: str, use: str) -> click.Group:
         """The names holding a token, and when it was made."""
         rows = access.credentials(app.session, kind)
         emit([asdict(r) for r in rows], as_json,
-             "\n".join(f"{r.name}\tsince {r.created_at}" for r in rows) or f"no {kind} tokens")
+             "\n".join(f"{r.name}\tsince {r.created_at}" + (f"\tscope {r.scope}" if r.scope else "")
+                       for r in rows) or f"no {kind} tokens")
 
     @group.command("remove")
     @click.argument("name")

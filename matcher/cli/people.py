@@ -9,7 +9,8 @@ from matcher.cli.common import App, emit, json_option, pass_app
 from matcher.faces import DlibSpec, ModelsMissing, process_engine
 from matcher.references import EnrollError, read_references
 from matcher.report import printable
-from matcher.services import access, enrollment, people as people_service
+from matcher.services import ActionError, access, enrollment, people as people_service
+from matcher.store import NotCompacted
 
 
 @click.command()
@@ -26,14 +27,16 @@ def enroll(app: App, name: str, photos: tuple[str, ...], public_figure, accounts
 
     Only face embeddings are stored, never the photos. Enrolling an existing
     name adds references. Faces already stored from earlier scans are matched
-    against the new references at once.
+    against the new references at once. An operator enrolling someone here
+    vouches for who they are: the opt-out is verified by the operator.
     """
     name = name.strip()
     if not name:
         raise click.BadParameter("the name must not be empty", param_hint="NAME")
     try:
         references = read_references(list(photos), process_engine(DlibSpec(jitters=jitter)))
-        done = enrollment.enroll(app.session, name, references, cli_actor(), public_figure, list(accounts))
+        done = enrollment.enroll(app.session, name, references, cli_actor(), public_figure, list(accounts),
+                                 verified_by="operator")
     except EnrollError as exc:
         raise click.ClickException("enrollment refused, nothing stored:\n  " + "\n  ".join(exc.problems)) from None
     except ModelsMissing as exc:
@@ -67,13 +70,36 @@ def people(app: App, as_json: bool) -> None:
     """List enrolled people and their number of references."""
     everyone = app.session.store.people.all()
     lines = [f"{p.name}\t{p.references} reference(s)" + ("\tpublic figure" if p.public_figure else "")
-             + ("" if p.opted_out else "\topt-out paused") for p in everyone]
+             + ("" if p.opted_out else "\topt-out paused")
+             + (f"\tverified ({p.verified_by})" if p.verified else "\tunverified") for p in everyone]
     emit(
         [{"name": p.name, "references": p.references, "public_figure": p.public_figure, "accounts": p.accounts,
-          "opted_out": p.opted_out} for p in everyone],
+          "opted_out": p.opted_out, "verified_by": p.verified_by} for p in everyone],
         as_json,
         "\n".join(lines) or "nobody enrolled",
     )
+
+
+@click.command()
+@click.argument("name")
+@click.option("--method", type=click.Choice(people_service.VERIFICATION_METHODS), required=True,
+              help="How the opt-out was checked to come from the person shown.")
+@click.option("--by", "by", required=True, help="Who checked (recorded in the audit trail).")
+@json_option
+@pass_app
+def verify(app: App, name: str, method: str, by: str, as_json: bool) -> None:
+    """Mark NAME's opt-out verified: their confident matches may then be removed without a person's look.
+
+    Until verified (self-service enrollment without a liveness check), anyone
+    could have enrolled someone else's photos: their matches go to review at most.
+    """
+    person = app.person(name)
+    try:
+        changed = people_service.verify(app.session, person, method, by, cli_actor())
+    except ActionError as exc:
+        raise click.ClickException(str(exc)) from None
+    emit({"person": person.name, "verified_by": method, "by": by, "changed": changed}, as_json,
+         f"{person.name}'s opt-out is verified ({method}, by {by})" + ("" if changed else " already"))
 
 
 @click.command("opt-in")
@@ -116,11 +142,32 @@ def forget(app: App, name: str, yes: bool, as_json: bool) -> None:
     person = app.person(name)
     if not yes and not click.confirm(f"Erase everything about {person.name}? This cannot be undone", err=True):
         raise click.ClickException("nothing erased")
-    counts = people_service.forget(app.session, person, cli_actor())
+    try:
+        counts = people_service.forget(app.session, person, cli_actor())
+    except NotCompacted as exc:
+        raise click.ClickException(
+            f"{person.name} (person:{person.id}) is erased from the records, but NOT yet from the disk: {exc}. "
+            "Stop the other process (a running scan or server), then run `consent-matcher compact`.") from None
     emit({"erased": f"person:{person.id}", **counts}, as_json,
          f"erased {person.name} (person:{person.id}): {counts['references']} reference(s), "
          f"{counts['consents']} consent(s), {counts['matched_faces']} matched face(s) in {counts['media_affected']} "
          f"media, {counts['decisions']} decision(s), {counts['reviews']} review(s); database compacted")
+
+
+@click.command()
+@json_option
+@pass_app
+def compact(app: App, as_json: bool) -> None:
+    """Rewrite the database so that nothing deleted (an erasure) remains in its files.
+
+    `forget` does this itself; when another process held the database open,
+    run it again once that process has stopped.
+    """
+    try:
+        app.session.store.compact()
+    except NotCompacted as exc:
+        raise click.ClickException(f"not compacted: {exc}; stop the other process and run this again") from None
+    emit({"compacted": True}, as_json, "database compacted: nothing deleted remains in its files")
 
 
 @click.command("access-code")
@@ -138,4 +185,4 @@ def access_code(app: App, name: str, as_json: bool) -> None:
          f"access code for {person.name}: {code}\n(shown once; only its hash is kept)")
 
 
-COMMANDS = [enroll, people, opt_in, opt_out, forget, access_code]
+COMMANDS = [enroll, people, verify, opt_in, opt_out, forget, compact, access_code]

@@ -27,8 +27,8 @@ def review_list(app: App, name: str | None, as_json: bool) -> None:
     lines = []
     for item in items:
         seen = f" at {', '.join(f'{t:g}s' for t in item.frame_times)}" if item.frame_times else ""
-        lines.append(f"{item.id}  {printable(item.path)}\n    {item.person} d={item.distance:.3f} "
-                     f"box={item.box}{seen} [{item.rule}]: {item.reason}")
+        lines.append(f"{item.id}  {printable(item.path)}\n    {printable(item.person)} d={item.distance:.3f} "
+                     f"box={item.box}{seen} [{item.rule}]: {printable(item.reason)}")
     emit([asdict(item) for item in items], as_json, "\n".join(lines) or "nothing waiting for review")
 
 

@@ -12,7 +12,7 @@ import click
 from matcher.cli.common import App, emit, json_option, pass_app
 from matcher.faces import DETECTORS, DlibSpec, ModelsMissing
 from matcher.manifest import ManifestError, load_manifest
-from matcher.media import DEFAULT_MAX_PIXELS
+from matcher.media import DEFAULT_MAX_PIXELS, WorkLimits
 from matcher.observe import ScanOptions
 from matcher.report import printable
 from matcher.services.scanning import ScanSummary, scan as run_scan
@@ -82,6 +82,12 @@ class Progress:
                    "for a LocalCluster of --workers processes. Needs the [dask] extra.")
 @click.option("--ship-bytes", is_flag=True,
               help="With --dask: send each file's contents to the workers (they do not share the scanned folders).")
+@click.option("--file-seconds", type=click.FloatRange(min=1), default=600, show_default=True,
+              help="The longest one file may take; past it (a hostile or enormous file) it is an error, and the scan "
+                   "goes on. Frames decoded are bounded too (see README, Limits).")
+@click.option("--follow-links", is_flag=True,
+              help="Read the files that symbolic links below FOLDERS point to outside them (by default such links "
+                   "are reported as errors and not followed).")
 @click.option("--rescan", is_flag=True,
               help="Also read again the files that kept no embeddings of unmatched faces ([retention] in the rules) "
                    "and were not checked against the latest enrollment.")
@@ -90,7 +96,8 @@ class Progress:
 @json_option
 @pass_app
 def scan(app: App, folders, manifest, workers: int, video_every: float, max_pixels: int, min_face: int | None,
-         detector: str, dask_address: str | None, ship_bytes: bool, rescan: bool, profile: bool, quiet: bool, as_json: bool) -> None:
+         detector: str, dask_address: str | None, ship_bytes: bool, file_seconds: float, follow_links: bool,
+         rescan: bool, profile: bool, quiet: bool, as_json: bool) -> None:
     """Scan FOLDERS recursively for faces of enrolled people and decide on each file.
 
     Files already scanned and unchanged are skipped, so an interrupted scan
@@ -103,7 +110,8 @@ def scan(app: App, folders, manifest, workers: int, video_every: float, max_pixe
     if ship_bytes and not dask_address:
         raise click.UsageError("--ship-bytes goes with --dask")
     options = ScanOptions(max_pixels=max_pixels, video_every_seconds=video_every,
-                          engine=DlibSpec(detector=detector, min_face=min_face))
+                          engine=DlibSpec(detector=detector, min_face=min_face),
+                          limits=WorkLimits(seconds=file_seconds))
     session = app.session
     # Counting first (names only) gives the bar its end and the time left.
     progress = Progress(None if quiet else sum(1 for _ in iter_files(folders)), quiet)
@@ -113,12 +121,18 @@ def scan(app: App, folders, manifest, workers: int, video_every: float, max_pixe
             if dask_address:
                 executor, workers = _dask(stack, dask_address, workers)
             summary = run_scan(session, list(folders), entries, workers=workers, options=options,
-                               executor=executor, on_file=progress, rescan=rescan, ship_bytes=ship_bytes)
+                               executor=executor, on_file=progress, rescan=rescan, ship_bytes=ship_bytes,
+                               follow_links=follow_links)
     except ModelsMissing as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         progress.close()
     _print_summary(app, summary, profile, as_json)
+    if summary.disk_full:
+        click.echo(f"scan stopped, the database cannot be written (is the disk full?): {summary.disk_full}. "
+                   f"{summary.done} file(s) are recorded; free some space and run the same scan again to finish "
+                   "the rest.", err=True)
+        sys.exit(1)
     if summary.interrupted:
         sys.exit(130)
 
@@ -156,7 +170,7 @@ def _print_summary(app: App, summary: ScanSummary, profile: bool, as_json: bool)
         busy = sum(summary.seconds.values()) or 1.0
         text.append(f"time by stage (seconds, summed over workers; {summary.elapsed:.1f}s elapsed):")
         text += [f"  {stage:20} {sec:8.2f}  {100 * sec / busy:5.1f} %" for stage, sec in summary.seconds.most_common()]
-    if summary.interrupted:
+    if summary.interrupted and not summary.disk_full:
         text.append("interrupted: run the same scan again to finish the remaining files")
     emit(result, as_json, "\n".join(text))
 

@@ -16,10 +16,15 @@ from matcher.store import StoreError
               help="Largest request accepted (photos and videos), in MiB.")
 @click.option("--max-pixels", type=click.IntRange(1, 178_956_970), default=DEFAULT_MAX_PIXELS, show_default=True,
               help="Refuse images larger than this many pixels, before decoding them.")
+@click.option("--check-workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Processes doing the face work of POST /api/check (each holds its own face models, ~300 MB).")
+@click.option("--check-seconds", type=click.FloatRange(min=1), default=30, show_default=True,
+              help="The longest one upload's face work may take; past it the upload is refused with the reason.")
 @click.option("--insecure-cookies", is_flag=True,
               help="Send cookies over plain HTTP too (only for a trial on a trusted network; behind HTTPS leave it off).")
 @pass_app
-def serve(app: App, host: str, port: int, max_upload_mb: int, max_pixels: int, insecure_cookies: bool) -> None:
+def serve(app: App, host: str, port: int, max_upload_mb: int, max_pixels: int, check_workers: int,
+          check_seconds: float, insecure_cookies: bool) -> None:
     """Run the web app: self-service opt-out, the review queue and POST /api/check.
 
     It uses the same database and policy rules as the other commands. Put it
@@ -32,7 +37,8 @@ def serve(app: App, host: str, port: int, max_upload_mb: int, max_pixels: int, i
     except ImportError as exc:
         raise click.ClickException(f"the web app needs the [web] extra: pip install 'consent-matcher[web]' ({exc})")
     settings = WebSettings(max_upload_bytes=max_upload_mb * 1024 * 1024, max_pixels=max_pixels,
-                           secure_cookies=not insecure_cookies)
+                           secure_cookies=not insecure_cookies, check_workers=check_workers,
+                           check_seconds=check_seconds)
     try:
         web = create_app(app.db_path, app.policy, settings, clock=app.clock)
     except (StoreError, OSError) as exc:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 from matcher.model import FaceFacts
 from matcher.policy import SEVERITY
@@ -19,10 +19,16 @@ CSV_COLUMNS = [
 ]
 
 
-def media_reports(store: Store, decision: str | None = None, paths: list[str] | None = None) -> Iterator[dict]:
-    """Report entries in path order; only those whose media decision is ``decision``, of ``paths``, when given."""
+def media_reports(store: Store, decision: str | None = None, paths: list[str] | None = None,
+                  person_label: Callable[[int, str], str] | None = None) -> Iterator[dict]:
+    """Report entries in path order; only those whose media decision is ``decision``, of ``paths``, when given.
+
+    People are named by ``person_label(person id, name)`` (their name by default),
+    in their reasons too; a reviewer's note, which may name them, is then left out.
+    """
     for file in store.reports.files(paths):
-        faces, matches = _faces(store.reports.faces(file.path, file.sha256)) if file.sha256 else ([], [])
+        found = store.reports.faces(file.path, file.sha256) if file.sha256 else []
+        faces, matches = _faces(found, person_label)
         worst = max((match["decision"] for match in matches), key=SEVERITY.__getitem__, default="none")
         if decision is not None and worst != decision:
             continue
@@ -44,17 +50,21 @@ def media_reports(store: Store, decision: str | None = None, paths: list[str] | 
         }
 
 
-def _faces(found: list[FaceFacts]) -> tuple[list[dict], list[dict]]:
+def _faces(found: list[FaceFacts], person_label) -> tuple[list[dict], list[dict]]:
     """The file's faces (facts, each with its person's decision) and its matches: one per person."""
     faces, matches = [], {}
     for face in found:
+        person, reason = face.person, face.reason
+        if person_label is not None and person is not None:
+            person = person_label(face.person_id, face.person)
+            reason = _relabelled(reason, face.person, person, face.rule, face.action)
         entry = {
             "box": face.box.as_list(),
-            "person": face.person,
+            "person": person,
             "distance": None if face.distance is None else round(face.distance, 4),
             "decision": face.action or "none",
             "rule": face.rule,
-            "reason": face.reason if face.person else "matches no enrolled person",
+            "reason": reason if face.person else "matches no enrolled person",
         }
         if face.frame_time is not None:
             entry["frame_time"] = face.frame_time
@@ -62,8 +72,8 @@ def _faces(found: list[FaceFacts]) -> tuple[list[dict], list[dict]]:
         if face.action is None:
             continue
         match = matches.setdefault(
-            face.person,
-            {"person": face.person, "decision": face.action, "rule": face.rule, "reason": face.reason,
+            person,
+            {"person": person, "decision": face.action, "rule": face.rule, "reason": reason,
              "distance": None, "box": None, "faces": 0},
         )
         match["faces"] += 1
@@ -75,6 +85,14 @@ def _faces(found: list[FaceFacts]) -> tuple[list[dict], list[dict]]:
                 match["frame_time"] = face.frame_time
     ordered = sorted(matches.values(), key=lambda m: (-SEVERITY[m["decision"]], m["person"]))
     return faces, ordered
+
+
+def _relabelled(reason: str | None, name: str, label: str, rule: str | None, action: str | None) -> str | None:
+    if reason is None:
+        return None
+    if rule == "reviewer":  # the reviewer's name and note stay inside
+        return f"{action} decided by a reviewer"
+    return reason.replace(name, label)
 
 
 def write_json(entries: Iterator[dict], out: IO[str]) -> int:
@@ -89,9 +107,29 @@ def write_json(entries: Iterator[dict], out: IO[str]) -> int:
     return count
 
 
+# A cell starting with one of these is a formula to a spreadsheet (=cmd|..., +SUM(...), @...).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A CSV cell a spreadsheet shows as text: a leading formula character is escaped with an apostrophe."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+class _SafeWriter(csv.DictWriter):
+    def writerow(self, row):
+        return super().writerow({key: spreadsheet_safe(value) for key, value in row.items()})
+
+
 def write_csv(entries: Iterator[dict], out: IO[str]) -> int:
-    """One row per face; a file with no face (or an error) gets one row with empty face columns."""
-    writer = csv.DictWriter(out, CSV_COLUMNS)
+    """One row per face; a file with no face (or an error) gets one row with empty face columns.
+
+    Uploaders, context tags, names and paths come from outside: cells that a
+    spreadsheet would run as a formula are written as text.
+    """
+    writer = _SafeWriter(out, CSV_COLUMNS)
     writer.writeheader()
     count = 0
     for entry in entries:
@@ -124,7 +162,7 @@ def write_text(entries: Iterator[dict], out: IO[str]) -> int:
         label = "ERROR" if entry["status"] == "error" else entry["decision"].upper()
         out.write(f"{label:7} {printable(entry['path'])}\n")
         if entry["error"]:
-            out.write(f"        error: {entry['error']}\n")
+            out.write(f"        error: {printable(entry['error'])}\n")
         for match in entry["matches"]:
             seen = f" box={match['box']}"
             if "frame_times" in match:
@@ -132,8 +170,8 @@ def write_text(entries: Iterator[dict], out: IO[str]) -> int:
                 more = f" and {len(match['frame_times']) - 12} more" if len(match["frame_times"]) > 12 else ""
                 seen = f" seen at {times}{more}"
             out.write(
-                f"        {match['decision']:6} {match['person']} d={match['distance']:.3f}{seen} "
-                f"[{match['rule']}]: {match['reason']}\n"
+                f"        {match['decision']:6} {printable(match['person'])} d={match['distance']:.3f}{seen} "
+                f"[{match['rule']}]: {printable(match['reason'])}\n"
             )
         unknown = sum(1 for face in entry["faces"] if face["person"] is None)
         if unknown:
@@ -143,6 +181,7 @@ def write_text(entries: Iterator[dict], out: IO[str]) -> int:
     return count
 
 
-def printable(path: str) -> str:
-    """A path on one line: newlines and other control characters escaped."""
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in path)
+def printable(text: str) -> str:
+    """Text from outside (a path, an uploader, a reason quoting them) on one line, safe on a terminal:
+    newlines, escape sequences and other control characters are shown escaped."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)

@@ -9,6 +9,7 @@ people choose. Every new or withdrawn secret is audited.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from datetime import datetime, timedelta
 
@@ -19,6 +20,9 @@ from matcher.services.session import Session
 # Access codes are read and typed by people: no I, L, O or U (Crockford's base32).
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CREDENTIAL_KINDS = ("reviewer", "apikey")
+# What an API key may see beyond decisions: "names" shows enrolled people's names
+# (without it, the API answers opaque ids: a key holder cannot learn who opted out).
+API_SCOPES = ("names",)
 
 
 def secret_sha256(secret: str) -> str:
@@ -41,17 +45,19 @@ def person_by_access_code(session: Session, code: str) -> Person | None:
     return session.store.people.by_access_code_hash(secret_sha256(normalised)) if normalised else None
 
 
-def add_credential(session: Session, kind: str, name: str, actor: str) -> str:
+def add_credential(session: Session, kind: str, name: str, actor: str, scope: str | None = None) -> str:
     """A new token for reviewer or API client ``name`` (replacing theirs, ending their sessions); shown once."""
     _check_kind(kind)
     name = name.strip()
     if not name:
         raise ActionError("the name must not be empty")
+    if scope is not None and (kind != "apikey" or scope not in API_SCOPES):
+        raise ActionError(f"an API key's scope is one of: {', '.join(API_SCOPES)}")
     token = secrets.token_urlsafe(24)
     store = session.store
     with store.write():
-        store.credentials.put(kind, name, secret_sha256(token))
-        store.audit.append([NewAuditEntry(actor, f"{kind}-add", f"{kind}:{name}")])
+        store.credentials.put(kind, name, secret_sha256(token), scope)
+        store.audit.append([NewAuditEntry(actor, f"{kind}-add", f"{kind}:{name}", new=scope)])
     return token
 
 
@@ -70,9 +76,19 @@ def credentials(session: Session, kind: str) -> list[Credential]:
     return session.store.credentials.of_kind(kind)
 
 
-def credential_name(session: Session, kind: str, token: str) -> str | None:
-    """The name holding this token of ``kind``, or None."""
-    return session.store.credentials.name_of(kind, secret_sha256(token)) if token else None
+def credential(session: Session, kind: str, token: str) -> Credential | None:
+    """Who holds this token of ``kind`` (and its scope), or None."""
+    return session.store.credentials.holder(kind, secret_sha256(token)) if token else None
+
+
+def person_reference(session: Session, person_id: int) -> str:
+    """An opaque, stable id for an enrolled person: what an API key without the ``names`` scope sees.
+
+    Keyed by a secret of this database, so it cannot be turned back into the
+    person, counted through, or matched with another deployment's ids.
+    """
+    key = session.store.secret("person_reference_key").encode()
+    return "person-" + hmac.new(key, str(person_id).encode(), hashlib.sha256).hexdigest()[:20]
 
 
 def _check_kind(kind: str) -> None:
@@ -84,10 +100,17 @@ def _check_kind(kind: str) -> None:
 
 
 def sign_in(session: Session, kind: str, subject: str, seconds: int) -> str:
-    """A new session token for ``subject`` (a person's id or a reviewer's name), valid ``seconds``."""
+    """A new session token for ``subject`` (a person's id or a reviewer's name), valid ``seconds``.
+
+    Their earlier sessions end: one signed-in browser at a time, and a session
+    someone else obtained before does not outlive the next sign-in.
+    """
     token = secrets.token_urlsafe(32)
     expires = datetime.fromisoformat(session.clock.now()) + timedelta(seconds=seconds)
-    session.store.credentials.start_session(secret_sha256(token), kind, subject, expires.isoformat(timespec="seconds"))
+    store = session.store
+    with store.write():
+        store.credentials.end_sessions_of(kind, subject)
+        store.credentials.start_session(secret_sha256(token), kind, subject, expires.isoformat(timespec="seconds"))
     return token
 
 

@@ -20,7 +20,7 @@ def grant(session: Session, person: Person, actor: str, media_sha256: str | None
         consent_id = store.consents.add(person.id, media_sha256, uploader, until)
         store.audit.append([NewAuditEntry(actor, "consent-grant", f"person:{person.id}", new=f"consent:{consent_id}",
                                           detail=json.dumps({"media_sha256": media_sha256, "uploader": uploader,
-                                                             "until": until}))])
+                                                             "until": until}), about=person.id)])
     session.decider(actor).redecide_person(person.id)
     return consent_id
 

@@ -22,9 +22,12 @@ class Enrolled:
 
 
 def enroll(session: Session, name: str, photos: list[ReferencePhoto], actor: str,
-           public_figure: bool | None = None, accounts: list[str] = ()) -> Enrolled:
+           public_figure: bool | None = None, accounts: list[str] = (), verified_by: str | None = None) -> Enrolled:
     """Create or extend ``name`` with the references of ``photos`` and match them against the faces already stored.
 
+    ``verified_by``: how the enrollment was checked to come from the person shown
+    (an operator enrolling from the command line, a passed liveness check);
+    None leaves a new opt-out unverified (its matches go to review at most).
     Raises :class:`matcher.references.EnrollError` when a new reference does not
     look like the person's other references.
     """
@@ -37,10 +40,21 @@ def enroll(session: Session, name: str, photos: list[ReferencePhoto], actor: str
                                                     public_figure, list(accounts))
         store.audit.append([NewAuditEntry(actor, "enroll", f"person:{person.id}", detail=json.dumps(
             {"references_added": added, "public_figure": person.public_figure}))])
+        if verified_by and not person.verified:
+            mark_verified(session, person, verified_by, actor, by=actor)
     if added:
         store.observations.bump_gallery_version()
     started = time.perf_counter()
     affected = session.decider(actor).match_new_references(person.id)
     seconds = time.perf_counter() - started
-    return Enrolled(person, added, store.decisions.match_count(person.id), len(affected), seconds,
-                    store.observations.files_needing_rescan())
+    return Enrolled(store.people.by_id(person.id), added, store.decisions.match_count(person.id), len(affected),
+                    seconds, store.observations.files_needing_rescan())
+
+
+def mark_verified(session: Session, person: Person, method: str, actor: str, by: str) -> None:
+    """Record (with its audit entry) that the person's opt-out was checked to come from them."""
+    store = session.store
+    with store.write():
+        store.people.set_verified(person.id, method)
+        store.audit.append([NewAuditEntry(actor, "verify", f"person:{person.id}", new=method,
+                                          detail=json.dumps({"method": method, "by": by}))])

@@ -29,7 +29,7 @@ def decide(session: Session, item: str, verdict: str, reviewer: str, note: str |
                                           facts_sha256(facts)))
         store.audit.append([NewAuditEntry(actor, "review", f"item:{item}", old="review",
                                           new="remove" if verdict == "remove" else "allow", rule="reviewer",
-                                          detail=note)])
+                                          detail=note, about=decision.person_id)])
         decider.redecide([match.sha256])
     return decision
 

@@ -23,7 +23,7 @@ from matcher.policy import SEVERITY
 from matcher.services.deciding import Decider
 from matcher.services.flood import FloodGuard
 from matcher.services.session import Session
-from matcher.store import text_path
+from matcher.store import StoreFull, text_path
 from matcher.walk import iter_files
 
 
@@ -43,6 +43,7 @@ class ScanSummary:
     seconds: Counter = field(default_factory=Counter)
     elapsed: float = 0.0
     interrupted: bool = False
+    disk_full: str | None = None  # the scan stopped: the database could not be written
     unmatched_manifest_paths: int = 0
 
     @property
@@ -71,6 +72,7 @@ class ScanSummary:
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "elapsed": round(self.elapsed, 3),
             "interrupted": self.interrupted,
+            "disk_full": self.disk_full,
             "manifest_paths_not_found": self.unmatched_manifest_paths,
         }
 
@@ -80,7 +82,7 @@ OnFile = Callable[[ScanSummary, str, "str | None"], None]
 
 def scan(session: Session, folders: list[str], manifest: dict[str, Upload] | None = None, workers: int = 1,
          options: ScanOptions = ScanOptions(), executor: Executor | None = None, on_file: OnFile | None = None,
-         rescan: bool = False, ship_bytes: bool = False) -> ScanSummary:
+         rescan: bool = False, ship_bytes: bool = False, follow_links: bool = False) -> ScanSummary:
     """Scan every file below ``folders`` and record faces, matches and decisions.
 
     A file already recorded with the same size and modification time is not
@@ -92,11 +94,15 @@ def scan(session: Session, folders: list[str], manifest: dict[str, Upload] | Non
     ``executor``: any :class:`concurrent.futures.Executor` (a Dask cluster's,
     for one); ``workers`` then only bounds the files in flight. ``ship_bytes``:
     send each file's bytes with its task, for workers that do not share the
-    scanned folders. ``on_file(summary, path, error)`` is called after each file.
+    scanned folders. ``follow_links``: also read the files that symbolic links
+    below the folders point to outside them (otherwise each is an error, unread).
+    ``on_file(summary, path, error)`` is called after each file.
+    A full disk stops the scan (``disk_full``); what was recorded stays, and
+    running the scan again finishes the rest.
     """
     own_executor = executor is None
     running = FolderScan(session, manifest or {}, options, executor or make_executor(workers), workers, on_file,
-                         rescan, ship_bytes)
+                         rescan, ship_bytes, None if follow_links else folders)
     try:
         return running.run(folders)
     finally:
@@ -108,7 +114,7 @@ class FolderScan:
     """One scan's state: its number, its snapshot of the facts, the files in flight."""
 
     def __init__(self, session: Session, manifest: dict[str, Upload], options: ScanOptions, executor: Executor,
-                 workers: int, on_file: OnFile | None, rescan: bool, ship_bytes: bool):
+                 workers: int, on_file: OnFile | None, rescan: bool, ship_bytes: bool, confined_to: list[str] | None):
         self.session, self.store = session, session.store
         self.manifest, self.options, self.executor = manifest, options, executor
         self.on_file, self.rescan, self.ship_bytes = on_file, rescan, ship_bytes
@@ -120,6 +126,8 @@ class FolderScan:
         self.in_flight: deque[tuple[str, Future]] = deque()
         self.limit = max(2, 4 * max(1, workers))
         self.replacing: set[str] = set()  # files in flight for --rescan
+        # Links out of these folders are not followed (None: they are).
+        self.roots = None if confined_to is None else [os.path.realpath(f) for f in confined_to]
 
     def run(self, folders: list[str]) -> ScanSummary:
         started = time.perf_counter()
@@ -128,21 +136,35 @@ class FolderScan:
             for path in iter_files(folders):
                 self.summary.files += 1
                 seen_manifest += path in self.manifest
-                if not self._skip_unchanged(path):
+                if self._outside(path):
+                    self._finish_now(Observation(path=path, engine=self.options.engine.name, file_error=(
+                        "a symbolic link to a file outside the scanned folders: not followed "
+                        "(scan --follow-links reads such files)")))
+                elif not self._skip_unchanged(path):
                     self._submit(path)
                 while len(self.in_flight) >= self.limit or (self.in_flight and self.in_flight[0][1].done()):
                     self._finish(*self.in_flight.popleft())
             while self.in_flight:
                 self._finish(*self.in_flight.popleft())
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, StoreFull) as stop:
             self.summary.interrupted = True
+            if isinstance(stop, StoreFull):
+                self.summary.disk_full = str(stop)
             for _, future in self.in_flight:
                 future.cancel()
-        self._wrap_up(folders)
+        if not self.summary.disk_full:
+            self._wrap_up(folders)
         self.summary.floods = self.guard.tripped
         self.summary.unmatched_manifest_paths = max(0, len(self.manifest) - seen_manifest)
         self.summary.elapsed = time.perf_counter() - started
         return self.summary
+
+    def _outside(self, path: str) -> bool:
+        """A symbolic link whose file lies outside the scanned folders (when links are not followed)."""
+        if self.roots is None or not os.path.islink(path):
+            return False
+        target = os.path.realpath(path)
+        return not any(target == root or target.startswith(root.rstrip(os.sep) + os.sep) for root in self.roots)
 
     def _skip_unchanged(self, path: str) -> bool:
         """Whether the file is recorded as it is: then it is only marked seen (and its metadata updated)."""
@@ -182,6 +204,9 @@ class FolderScan:
         except Exception as exc:  # the task itself failed: a worker died, on every retry
             obs = Observation(path=path, engine=self.options.engine.name,
                               file_error=f"no worker could process the file ({type(exc).__name__}: {exc})")
+        self._finish_now(obs)
+
+    def _finish_now(self, obs: Observation) -> None:
         replace = obs.path in self.replacing
         self.replacing.discard(obs.path)
         record(self.session, self.decider, obs, self.manifest.get(obs.path), self.summary, self.number, replace)
@@ -202,13 +227,11 @@ class FolderScan:
         store.observations.pack_blocks()  # so that the next enrollment's retroactive matching reads them fast
 
 
-def check_upload(session: Session, data: bytes, label: str, upload: Upload | None = None,
-                 options: ScanOptions = ScanOptions()) -> str | None:
-    """Observe uploaded bytes now and record them under ``label``, with their matches and decisions.
+def record_upload(session: Session, obs: Observation, upload: Upload | None = None) -> str | None:
+    """Record an uploaded file already observed (under its label), with its matches and decisions.
 
     Returns the reason when the upload is no usable media; then nothing is recorded.
     """
-    obs = observe_shipped(label, data, len(data), time.time_ns(), options)
     if obs.error:
         return obs.error
     record(session, session.decider(), obs, upload, ScanSummary(), session.store.observations.begin_scan())

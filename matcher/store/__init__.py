@@ -16,7 +16,7 @@ from pathlib import Path
 from matcher.clock import SYSTEM_CLOCK, Clock
 from matcher.store.audit import AuditLog
 from matcher.store.consents import Consents
-from matcher.store.core import Database, StoreError, text_path
+from matcher.store.core import Database, NotCompacted, StoreError, StoreFull, text_path
 from matcher.store.credentials import Credentials
 from matcher.store.decisions import Decisions
 from matcher.store.observations import FACE_BLOCK, Observations
@@ -24,7 +24,7 @@ from matcher.store.people import People
 from matcher.store.reports import Reports
 from matcher.store.schema import SCHEMA_VERSION, create_schema
 
-__all__ = ["FACE_BLOCK", "SCHEMA_VERSION", "Store", "StoreError", "text_path"]
+__all__ = ["FACE_BLOCK", "SCHEMA_VERSION", "NotCompacted", "Store", "StoreError", "StoreFull", "text_path"]
 
 
 class Store:
@@ -55,6 +55,9 @@ class Store:
 
     def set_meta(self, key: str, value: str) -> None:
         self.database.set_meta(key, value)
+
+    def secret(self, key: str) -> str:
+        return self.database.secret(key)
 
     def compact(self) -> None:
         self.database.compact()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -20,6 +21,19 @@ from matcher.clock import Clock
 
 class StoreError(RuntimeError):
     pass
+
+
+class StoreFull(StoreError):
+    """The database cannot be written (a full disk, a size limit, a failing disk): nothing of the
+    write that failed was kept, and what was written before stands."""
+
+
+class NotCompacted(StoreError):
+    """Deleted rows still lie in the database's files: another connection holds an old snapshot of them."""
+
+
+# How long compacting waits for other connections to let go of the erased pages.
+COMPACT_WAIT_SECONDS = 10.0
 
 
 def to_blob(vector: np.ndarray) -> bytes:
@@ -87,13 +101,20 @@ class Database:
         if self.conn.in_transaction:
             yield
             return
-        self.conn.execute("BEGIN IMMEDIATE")
         try:
-            yield
-        except BaseException:
-            self.conn.rollback()
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.conn.rollback()
+                raise
+            self.conn.commit()
+        except sqlite3.OperationalError as exc:
+            # SQLITE_FULL ("database or disk is full"), or SQLITE_IOERR when a write is refused
+            # (a file size limit, a failing disk): either way this write cannot land.
+            if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
+                raise StoreFull(f"cannot write {self.path}: {exc}") from None
             raise
-        self.conn.commit()
 
     def query(self, sql: str, params=()) -> Iterator[dict]:
         return self.db.query(sql, list(params))
@@ -126,6 +147,12 @@ class Database:
         with self.write():
             self.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
 
+    def secret(self, key: str) -> str:
+        """A random secret of this database (made on first use), e.g. for opaque ids."""
+        with self.write():
+            self.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, lower(hex(randomblob(32))))", [key])
+            return self.get_meta(key)
+
     def increment_meta(self, key: str) -> int:
         """Add one to a counter kept in the file; its new value."""
         with self.write():
@@ -133,11 +160,25 @@ class Database:
                          "DO UPDATE SET value = CAST(value AS INTEGER) + 1", [key])
             return int(self.get_meta(key))
 
-    def compact(self) -> None:
-        """Rewrite the file without free pages, and empty the write-ahead log:
-        deleted rows then survive nowhere in the database's files."""
+    def compact(self, wait: float = COMPACT_WAIT_SECONDS) -> None:
+        """Rewrite the file without free pages, and empty the write-ahead log: deleted
+        rows then survive nowhere in the database's files.
+
+        While another connection reads an older snapshot, its pages (erased rows
+        among them) cannot be overwritten: the checkpoint is tried again for up
+        to ``wait`` seconds, then :class:`NotCompacted` says so.
+        """
         self.execute("VACUUM")
-        self.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        deadline = time.monotonic() + wait
+        while True:
+            busy, wal_frames, copied = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy and wal_frames == copied:
+                return
+            if time.monotonic() >= deadline:
+                raise NotCompacted(
+                    f"{self.path}: another process has the database open in a read that began before the "
+                    "change, so the deleted data is still in its files (write-ahead log)")
+            time.sleep(0.2)
 
 
 def create_private(path: Path) -> None:

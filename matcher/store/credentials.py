@@ -14,20 +14,22 @@ class Credentials:
     def __init__(self, database: Database):
         self.db = database
 
-    def put(self, kind: str, name: str, token_sha256: str) -> None:
+    def put(self, kind: str, name: str, token_sha256: str, scope: str | None = None) -> None:
         """Give ``name`` (a reviewer or API client) a new token, replacing theirs; their sessions end."""
         with self.db.write():
             self.db.execute(
-                "INSERT OR REPLACE INTO credentials (kind, name, token_sha256, created_at) VALUES (?, ?, ?, ?)",
-                [kind, name, token_sha256, self.db.now()])
+                "INSERT OR REPLACE INTO credentials (kind, name, token_sha256, created_at, scope) VALUES (?, ?, ?, ?, ?)",
+                [kind, name, token_sha256, self.db.now(), scope])
             self.end_sessions_of(kind, name)
 
-    def name_of(self, kind: str, token_sha256: str) -> str | None:
-        return self.db.one("SELECT name FROM credentials WHERE kind = ? AND token_sha256 = ?", [kind, token_sha256])
+    def holder(self, kind: str, token_sha256: str) -> Credential | None:
+        rows = list(self.db.query("SELECT name, created_at, scope FROM credentials WHERE kind = ? AND token_sha256 = ?",
+                                  [kind, token_sha256]))
+        return Credential(**rows[0]) if rows else None
 
     def of_kind(self, kind: str) -> list[Credential]:
         return [Credential(**row) for row in self.db.query(
-            "SELECT name, created_at FROM credentials WHERE kind = ? ORDER BY name", [kind])]
+            "SELECT name, created_at, scope FROM credentials WHERE kind = ? ORDER BY name", [kind])]
 
     def remove(self, kind: str, name: str) -> bool:
         with self.db.write():

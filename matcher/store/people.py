@@ -85,6 +85,12 @@ class People:
             )
         return cursor.rowcount > 0
 
+    def set_verified(self, person_id: int, method: str) -> None:
+        """The person's opt-out was checked to come from them (``method``: liveness, id-document, operator...)."""
+        with self.db.write():
+            self.db.execute("UPDATE people SET verified_by = ?, verified_at = ? WHERE id = ?",
+                            [method, self.db.now(), person_id])
+
     def set_access_code_hash(self, person_id: int, code_sha256: str) -> None:
         with self.db.write():
             self.db.execute("UPDATE people SET access_code_sha256 = ? WHERE id = ?", [code_sha256, person_id])
@@ -105,4 +111,5 @@ def _person(row: dict) -> Person:
         accounts=json.loads(row["accounts"] or "[]"),
         references=row.get("refs", 0),
         opted_out=row.get("opted_out") != 0,
+        verified_by=row.get("verified_by"),
     )

@@ -30,11 +30,12 @@ class Reports:
         """The faces of the media at ``path``, in frame order, each with its match and its person's decision there."""
         return [
             FaceFacts(face_id=row["id"], frame_time=row["frame_time"],
-                      box=Box(row["top"], row["right"], row["bottom"], row["left"]), person=row["name"],
+                      box=Box(row["top"], row["right"], row["bottom"], row["left"]), person_id=row["person_id"],
+                      person=row["name"],
                       distance=row["distance"], decided_on=row["decided_on"], action=row["action"],
                       rule=row["rule"], reason=row["reason"])
             for row in self.db.query(
-                "SELECT fa.id, fa.frame_time, fa.top, fa.right, fa.bottom, fa.left, m.distance, p.name, "
+                "SELECT fa.id, fa.frame_time, fa.top, fa.right, fa.bottom, fa.left, m.distance, m.person_id, p.name, "
                 "d.face_id AS decided_on, d.action, d.rule, d.reason FROM faces fa "
                 "LEFT JOIN matches m ON m.face_id = fa.id "
                 "LEFT JOIN people p ON p.id = m.person_id "

@@ -49,6 +49,8 @@ TABLES = {
     # Stored embeddings packed for retroactive matching (see FaceObservations.blocks).
     "face_blocks": ({"first_face_id": int, "last_face_id": int, "count": int, "face_ids": bytes,
                      "embeddings": bytes}, "first_face_id", []),
+    # One key per person for the personal details of their audit entries (see shredding.py).
+    "person_keys": ({"person_id": int, "key": bytes}, "person_id", []),
     "audit": ({"id": int, "at": str, "actor": str, "event": str, "subject": str, "old": str, "new": str,
                "rule": str, "policy_sha256": str, "detail": str, "prev_hash": str, "hash": str}, "id", []),
 }
@@ -62,6 +64,9 @@ ADDED_COLUMNS = (
     ("media", "gallery_version", int),
     ("decisions", "item", str),
     ("people", "access_code_sha256", str),
+    ("people", "verified_by", str),
+    ("people", "verified_at", str),
+    ("credentials", "scope", str),
 )
 
 # (table, columns, unique)
@@ -90,12 +95,24 @@ def create_schema(database: Database) -> None:
                 _migrate_from_1(database)
             db[table].create(columns, pk=pk, foreign_keys=foreign_keys,
                              not_null={"name"} if table == "people" else None, if_not_exists=True)
+        added = set()
         for table, column, kind in ADDED_COLUMNS:
             if column not in db[table].columns_dict:
                 db[table].add_column(column, kind)
+                added.add((table, column))
+        if ("people", "verified_by") in added:
+            _verify_operator_enrollments(database)
         for table, columns, unique in INDEXES:
             db[table].create_index(columns, unique=unique, if_not_exists=True)
         database.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+
+def _verify_operator_enrollments(database: Database) -> None:
+    """Before opt-outs had to be verified, operators enrolled people from the command line and
+    anyone could through the web: the first stay verified (by the operator), the others do not."""
+    database.execute(
+        "UPDATE people SET verified_by = 'operator', verified_at = enrolled_at WHERE id IN "
+        "(SELECT CAST(substr(subject, 8) AS INTEGER) FROM audit WHERE event = 'enroll' AND actor LIKE 'cli:%')")
 
 
 def _migrate_from_1(database: Database) -> None:

@@ -9,6 +9,8 @@ JavaScript.
 
 from __future__ import annotations
 
+import contextlib
+
 from fastapi import FastAPI
 
 from matcher.clock import SYSTEM_CLOCK, Clock
@@ -24,13 +26,21 @@ def create_app(db_path: str, policy: Policy, settings: WebSettings = WebSettings
                clock: Clock = SYSTEM_CLOCK) -> FastAPI:
     """The web app on the database at ``db_path`` under ``policy``."""
     open_session(db_path, policy, clock=clock).close()  # a bad path fails now, and stale decisions are refreshed
+    web = WebContext(str(db_path), policy, settings, clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        web.face_work.close()
+
     app = FastAPI(
         title="consent-matcher",
         summary="Check uploads against people who opted out of having their photos shared.",
         docs_url=None, redoc_url=None,  # the schema stays at /openapi.json
+        lifespan=lifespan,
     )
-    app.state.web = WebContext(str(db_path), policy, settings, clock)
-    security.install(app, settings.max_upload_bytes)
+    app.state.web = web
+    security.install(app, settings.max_upload_bytes, lambda key: api.key_holder(web, key))
     for router in (person.router, reviewer.router, api.router):
         app.include_router(router)
     return app

@@ -12,13 +12,18 @@ from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 
 from matcher.clock import Clock
-from matcher.media import DEFAULT_MAX_PIXELS
+from matcher.media import DEFAULT_MAX_PIXELS, WorkLimits
+from matcher.observe import ScanOptions
 from matcher.policy import Policy
 from matcher.references import ReferencePhoto
 from matcher.services import Session, open_session
+from matcher.web.facework import FaceWork
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 PENDING_ENROLLMENT_SECONDS = 15 * 60
+# Wrong access codes or reviewer tokens from one client before it must wait.
+SIGN_IN_FAILURES = 10
+SIGN_IN_WINDOW_SECONDS = 15 * 60
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,10 @@ class WebSettings:
     max_upload_bytes: int = 50 * 1024 * 1024
     max_pixels: int = DEFAULT_MAX_PIXELS
     secure_cookies: bool = True
+    # POST /api/check: worker processes for the face work (0: in the request's thread, one
+    # at a time) and the work budget of one upload, in seconds.
+    check_workers: int = 0
+    check_seconds: float = 30.0
 
 
 class PendingEnrollments:
@@ -54,6 +63,29 @@ class PendingEnrollments:
         return found[1]
 
 
+class SignInFailures:
+    """Wrong codes and tokens per client address, forgotten after a window: past the limit, that
+    client must wait (codes are 100 random bits, so guessing is already hopeless; this keeps
+    anyone from trying at the server's full speed)."""
+
+    def __init__(self, clock: Clock, limit: int = SIGN_IN_FAILURES, window: float = SIGN_IN_WINDOW_SECONDS):
+        self.clock, self.limit, self.window = clock, limit, window
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def wait_seconds(self, client: str) -> float:
+        """How long ``client`` must wait before trying again (0: it may try now)."""
+        now = self.clock.monotonic()
+        with self._lock:
+            recent = [t for t in self._failures.get(client, []) if t > now - self.window]
+            self._failures[client] = recent
+            return 0.0 if len(recent) < self.limit else recent[0] + self.window - now
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            self._failures.setdefault(client, []).append(self.clock.monotonic())
+
+
 @dataclass
 class WebContext:
     db_path: str
@@ -63,9 +95,15 @@ class WebContext:
     # One face model per process; dlib is not shared between threads.
     face_lock: threading.Lock = field(default_factory=threading.Lock)
     pending: PendingEnrollments = field(init=False)
+    face_work: FaceWork = field(init=False)
+    sign_in_failures: SignInFailures = field(init=False)
 
     def __post_init__(self):
         self.pending = PendingEnrollments(self.clock)
+        self.sign_in_failures = SignInFailures(self.clock)
+        options = ScanOptions(max_pixels=self.settings.max_pixels,
+                              limits=WorkLimits(seconds=self.settings.check_seconds))
+        self.face_work = FaceWork(self.settings.check_workers, options)
 
 
 def context(request: Request) -> WebContext:

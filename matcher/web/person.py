@@ -10,7 +10,7 @@ import hashlib
 import secrets
 from datetime import date
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
 from fastapi.responses import HTMLResponse
 
 from matcher.faces import ModelsMissing, process_engine
@@ -28,6 +28,7 @@ from matcher.web.security import (
     clear_session_cookie,
     current_person,
     sign_in,
+    sign_in_allowed,
 )
 
 PERSON_SESSION_SECONDS = 30 * 60
@@ -104,10 +105,11 @@ def access_form(request: Request):
 
 
 @router.post("/access", dependencies=csrf_checked)
-def access_code(request: Request, code: str = Form(""), ctx: WebContext = Depends(context),
-                records: Session = Depends(session)):
+def access_code(request: Request, code: str = Form("", max_length=200), ctx: WebContext = Depends(context),
+                client: str = Depends(sign_in_allowed), records: Session = Depends(session)):
     person = access.person_by_access_code(records, code)
     if person is None:
+        ctx.sign_in_failures.failed(client)
         return render(request, "access.html", 401, problem="That access code is not valid.")
     return sign_in(redirect("/me"), ctx, records, "person", str(person.id), PERSON_SESSION_SECONDS)
 
@@ -145,7 +147,8 @@ def grant(uploader: str = Form(""), until: str = Form(""), media: UploadFile | N
 
 
 @router.post("/me/consents/{consent_id}/revoke", dependencies=csrf_checked)
-def revoke(consent_id: int, person: Person = Depends(current_person), records: Session = Depends(session)):
+def revoke(consent_id: int = Path(ge=1, le=2**63 - 1), person: Person = Depends(current_person),
+           records: Session = Depends(session)):
     try:
         consents.revoke(records, consent_id, actor_of(person), person_id=person.id)
     except ActionError as exc:

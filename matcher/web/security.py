@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import hmac
 import logging
+from typing import Callable
+
+import anyio
 
 from fastapi import Depends, FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from matcher.model import Person
+from matcher.model import Credential, Person
 from matcher.services import Session, access
 from matcher.web.context import TEMPLATES, WebContext, context, session
 
@@ -88,6 +91,29 @@ class LimitBody:
             await refusal(scope, receive, send)
 
 
+class ApiKeyGate:
+    """ASGI middleware: a call under /api/ without a valid key is refused (401) before its body is read.
+
+    (FastAPI parses a form before any dependency runs: a wrong key would cost
+    the whole upload, and be answered 400 for its body rather than 401.) The
+    key's holder is handed to the route in ``request.state.api_client``.
+    """
+
+    def __init__(self, app, holder: Callable[[str], Credential | None]):
+        self.app, self.holder = app, holder
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            return await self.app(scope, receive, send)
+        key = dict(scope["headers"]).get(b"x-api-key", b"").decode("latin-1")
+        holder = await anyio.to_thread.run_sync(self.holder, key) if key else None
+        if holder is None:
+            response = error_response(scope["path"], 401, "missing or unknown API key (header X-API-Key)")
+            return await response(scope, receive, send)
+        scope.setdefault("state", {})["api_client"] = holder
+        await self.app(scope, receive, send)
+
+
 def too_large(limit: int) -> str:
     return f"the upload is too large (the limit is {limit // (1024 * 1024)} MB)"
 
@@ -100,8 +126,8 @@ def error_response(path: str, status: int, message: str) -> Response:
     return HTMLResponse(page, status_code=status, headers=SECURITY_HEADERS)
 
 
-def install(app: FastAPI, limit: int) -> None:
-    """The body limit and the error pages, on ``app``."""
+def install(app: FastAPI, limit: int, api_key_holder: Callable[[str], Credential | None]) -> None:
+    """The API key gate, the body limit and the error pages, on ``app``."""
 
     @app.exception_handler(PageError)
     async def page_error(request: Request, exc: PageError):
@@ -127,9 +153,19 @@ def install(app: FastAPI, limit: int) -> None:
                                                      "the request that failed; please try again later.")
 
     app.add_middleware(LimitBody, limit=limit)
+    app.add_middleware(ApiKeyGate, holder=api_key_holder)  # added last: runs first
 
 
 # -- forms and cookies ------------------------------------------------------------------------
+
+
+def sign_in_allowed(request: Request, ctx: WebContext = Depends(context)) -> str:
+    """A dependency: the client's address, refused (429) while it has tried too many wrong secrets."""
+    client = request.client.host if request.client else "unknown"
+    wait = ctx.sign_in_failures.wait_seconds(client)
+    if wait > 0:
+        raise PageError(429, f"Too many wrong codes from here: try again in {int(wait // 60) + 1} minute(s).")
+    return client
 
 
 def check_csrf(request: Request, csrf: str = Form("")) -> None:

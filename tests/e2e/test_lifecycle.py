@@ -120,8 +120,10 @@ def test_a_rules_change_redecides_everything_without_decoding(cli, demo_folder, 
     scan(cli, media)
     media_gone()
     stricter = tmp_path / "stricter.toml"  # every confident match to review instead of removal
-    stricter.write_text(default_policy_path().read_text().replace(
-        'when = { match = "confident" }\naction = "remove"', 'when = { match = "confident" }\naction = "review"'))
+    shipped = default_policy_path().read_text()
+    confident = 'when = { match = "confident", verified = true }\naction = "remove"'
+    assert confident in shipped
+    stricter.write_text(shipped.replace(confident, confident.replace('"remove"', '"review"')))
     edited = Cli(cli.db, stricter)
     result = edited("report", "--json")
     assert "decisions re-made from stored facts" in result.stderr

@@ -42,7 +42,7 @@ def test_a_test_only_engine_runs_through_the_real_pipeline(tmp_path):
         red = process_engine(spec).faces(np.asarray(Image.open(reference)))[0].embedding
         session.store.people.add_references("Other engine", "another_engine_v1", [Reference("x", red)], None, [])
         photos = read_references([reference], process_engine(spec))
-        enrolled = enrollment.enroll(session, "Red", photos, "test")
+        enrolled = enrollment.enroll(session, "Red", photos, "test", verified_by="operator")
         assert enrolled.added == 1
         summary = scan(session, [str(media)], options=ScanOptions(engine=spec))
     assert (summary.files, summary.scanned, summary.errors, summary.faces) == (4, 4, 0, 6)

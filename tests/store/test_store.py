@@ -60,6 +60,7 @@ def test_consent_and_enrollment_redecide_from_stored_faces(tmp_path):
     store = session.store
     ann = unit(1)
     store.people.add_references("Ann", ENGINE, [Reference("ref1", ann)], None, ["ann-account"])
+    store.people.set_verified(store.people.by_name("Ann").id, "operator")
     store.observations.record(observation("/m/a.jpg", "sha-a", [near(ann, 0.3), unit(2)]), Upload("bob"), 1)
     store.observations.record(observation("/m/b.jpg", "sha-b", [near(ann, 0.58)]), Upload("ann-account"), 1)
     store.observations.record(observation("/m/c.jpg", "sha-b", []), Upload("carl", ("news",)), 1)

@@ -5,7 +5,7 @@ from matcher.model import Consent, DecisionRecord, MatchFact, Person, Review
 from matcher.policy import load_policy
 
 POLICY = load_policy()
-ANN = Person(1, "Ann", public_figure=False, accounts=["ann-account"])
+ANN = Person(1, "Ann", public_figure=False, accounts=["ann-account"], verified_by="operator")
 
 
 def match(path="/m/a.jpg", face_id=1, distance=0.3, uploader="bob", context=()):
@@ -25,6 +25,12 @@ def test_one_decision_per_person_in_a_file_made_on_the_closest_face():
     assert decision.item == item_id("/m/a.jpg", 1) and len(decision.item) == 12
     [entry] = outcome.audit
     assert (entry.event, entry.old, entry.new, entry.subject) == ("decision", None, "remove", f"item:{decision.item}")
+
+
+def test_an_unverified_opt_out_is_reviewed_not_removed():
+    unverified = Snapshot(POLICY, {1: Person(1, "Ann", False, [])}, [], set(), "2026-11-25")
+    [decision] = decide_items(unverified, [match()], {}, {}, "system", "now").decisions
+    assert (decision.action, decision.rule) == ("review", "unverified-opt-out")
 
 
 def test_facts_of_consents_self_posting_and_floods():

@@ -11,7 +11,7 @@ def policy():
 
 
 def facts(**changes):
-    base = dict(person="Ann", distance=0.3, match="confident")
+    base = dict(person="Ann", distance=0.3, match="confident", verified=True)
     base.update(changes)
     return Facts(**base)
 
@@ -29,6 +29,10 @@ def facts(**changes):
         ({"distance": 0.58, "match": "possible"}, "review", "possible-match"),
         # Consent outranks everything else.
         ({"consent": True, "context": frozenset({"news"}), "match": "possible"}, "allow", "consent"),
+        # Nobody checked the opt-out came from the person shown: a person looks first.
+        ({"verified": False}, "review", "unverified-opt-out"),
+        ({"verified": False, "distance": 0.58, "match": "possible"}, "review", "possible-match"),
+        ({"verified": False, "consent": True}, "allow", "consent"),
     ],
 )
 def test_shipped_rules_encode_the_private_media_policy(policy, changes, action, rule):
@@ -56,8 +60,14 @@ action = "review"
 reason = "maybe {person}"
 
 [[rules]]
+id = "unchecked"
+when = { verified = false }
+action = "review"
+reason = "{person} is not verified"
+
+[[rules]]
 id = "sure"
-when = { match = "confident" }
+when = { match = "confident", verified = true }
 action = "remove"
 reason = "{person} at {distance:.2f}"
 """
@@ -65,7 +75,7 @@ reason = "{person} at {distance:.2f}"
 
 def test_a_minimal_rules_file_loads():
     policy = parse_policy(GOOD, "rules.toml")
-    assert [r.id for r in policy.rules] == ["possible", "sure"]
+    assert [r.id for r in policy.rules] == ["possible", "unchecked", "sure"]
     assert policy.decide(facts(distance=0.25)).reason == "Ann at 0.25"
 
 
@@ -75,9 +85,11 @@ def test_a_minimal_rules_file_loads():
         (b'review = 0.6', b'review = ', 4, "invalid TOML"),
         (b'action = "review"', b'action = "delete"', 9, "action must be one of"),
         (b'when = { match = "possible" }', b'when = { mood = "bad" }', 8, "unknown condition 'mood'"),
-        (b'when = { match = "confident" }', b"when = { consent = false }", 15, "must require match"),
+        (b'when = { match = "confident", verified = true }', b"when = { consent = false }", 21, "must require match"),
+        (b'when = { match = "confident", verified = true }', b'when = { match = "confident" }', 21,
+         "must require verified = true"),
         (b'reason = "maybe {person}"', b'reason = "maybe {name}"', 10, "reason uses {name}"),
-        (b'id = "sure"', b'id = "possible"', 13, "used twice"),
+        (b'id = "sure"', b'id = "possible"', 19, "used twice"),
         (b"match = 0.5", b"match = 0.7", 3, "must not be above"),
         (b"match = 0.5", b'match = "close"', 3, "must be a number"),
     ],
@@ -92,9 +104,13 @@ def test_malformed_rules_are_refused_with_line_and_problem(old, new, line, words
 
 
 def test_rules_must_cover_every_match():
-    only_possible = GOOD[: GOOD.index(b'[[rules]]\nid = "sure"')]
+    only_possible = GOOD[: GOOD.index(b'[[rules]]\nid = "unchecked"')]
     with pytest.raises(PolicyError, match="no rule applies to some matched faces"):
         parse_policy(only_possible, "rules.toml")
+    # Confident matches of verified people only: those of unverified people would fall through.
+    no_unverified = GOOD.replace(b'when = { verified = false }', b'when = { verified = false, public_figure = true }')
+    with pytest.raises(PolicyError, match="verified or not"):
+        parse_policy(no_unverified, "rules.toml")
 
 
 def test_every_command_refuses_a_malformed_rules_file(tmp_path, cli):

@@ -247,11 +247,15 @@ def test_upload_limits_and_type_sniffing(tmp_path):
 
 
 def test_api_check_records_and_answers_like_the_report(demo_folder, tmp_path):
-    """A real photo through the API: the same decision JSON as `report`, recorded, on real faces."""
+    """A real photo through the API: the same decision JSON as `report`, recorded, on real faces.
+
+    A key sees people as opaque, stable ids; only a key given the `names` scope sees names.
+    """
     db = tmp_path / "consent.db"
     cli = Cli(db)
     cli("enroll", "eileen", demo_folder["reference"])
     key = cli.json("apikey", "add", "platform")["token"]
+    named_key = cli.json("apikey", "add", "trusted", "--scope", "names")["token"]
     client = client_for(db)
     data = demo_folder["pair"].read_bytes()
     response = client.post("/api/check", headers={"X-API-Key": key},
@@ -260,10 +264,19 @@ def test_api_check_records_and_answers_like_the_report(demo_folder, tmp_path):
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["decision"] == "remove" and answer["path"] == "api/platform/post-1"
-    assert [m["person"] for m in answer["matches"]] == ["eileen"]
+    [opaque] = [m["person"] for m in answer["matches"]]
+    assert re.fullmatch(r"person-[0-9a-f]{20}", opaque) and "eileen" not in response.text
     assert len(answer["faces"]) == 2 and answer["context"] == ["beach", "holiday"]
     (recorded,) = [e for e in cli.json("report") if e["path"] == "api/platform/post-1"]
-    assert answer == recorded
+    assert json.loads(json.dumps(answer).replace(opaque, "eileen")) == recorded
+    # The same person, the same id, in every answer; a key with the names scope sees the name.
+    again = client.post("/api/check", headers={"X-API-Key": key}, files={"file": ("p.jpg", data, "image/jpeg")},
+                        data={"media_id": "post-2"}).json()
+    assert [m["person"] for m in again["matches"]] == [opaque]
+    named = client.post("/api/check", headers={"X-API-Key": named_key}, files={"file": ("p.jpg", data, "image/jpeg")},
+                        data={"media_id": "post-1", "uploader": "user-481", "context": "holiday, beach"}).json()
+    assert [m["person"] for m in named["matches"]] == ["eileen"]
+    cli("apikey", "remove", "trusted")
     # A consent for that uploader changes the recorded decision, like any scanned file.
     cli("consent", "grant", "eileen", "--uploader", "user-481")
     assert cli.report()["post-1"]["decision"] == "allow"
@@ -271,7 +284,7 @@ def test_api_check_records_and_answers_like_the_report(demo_folder, tmp_path):
     response = client.post("/api/check", headers={"X-API-Key": key},
                            files={"file": ("cut.jpg", demo_folder["broken"].read_bytes(), "image/jpeg")})
     assert response.status_code == 422 and re.search(r"cut\.jpg: .*truncated", response.json()["detail"])
-    assert len(cli.json("report")) == 1
+    assert len(cli.json("report")) == 3  # post-1, post-2 and trusted's post-1
 
 
 def test_consent_for_one_uploaded_item(demo_folder, tmp_path):
@@ -313,7 +326,7 @@ def test_api_check_on_a_video(demo_folder, tmp_path):
     answer = response.json()
     assert answer["kind"] == "video" and answer["decision"] == "remove"
     (match,) = answer["matches"]
-    assert match["person"] == "eileen" and match["frame_times"] == [1.0, 2.0]
+    assert match["person"].startswith("person-") and match["frame_times"] == [1.0, 2.0]
 
 
 def test_enrollment_page_names_each_unusable_photo(demo_folder, tmp_path):

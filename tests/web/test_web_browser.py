@@ -141,8 +141,14 @@ def test_individual_and_reviewer_in_a_real_browser(server, browser, demo_folder,
     assert code.encode() not in raw and code.replace("-", "").encode() not in raw
     assert demo_folder["reference"].read_bytes()[:2000] not in raw
 
-    # A scan finds them: removals, and the news photo goes to review.
+    # A scan finds them. Enrolled on the web without a liveness check, the opt-out is unverified
+    # (anyone could have uploaded these photos): every match waits for a person.
     cli("scan", "--quiet", "--manifest", demo_folder["manifest"], demo_folder["media"])
+    decisions = {name: (entry["decision"], entry["matches"][0]["rule"] if entry["matches"] else None)
+                 for name, entry in cli.report().items()}
+    assert decisions["astronaut-mirrored.jpg"] == ("review", "unverified-opt-out")
+    # An operator who saw the person's ID verifies the opt-out: removals, and the news photo to review.
+    cli("verify", person["name"], "--method", "id-document", "--by", "front desk")
     decisions = {name: entry["decision"] for name, entry in cli.report().items()}
     assert decisions["astronaut-mirrored.jpg"] == "remove"
     assert decisions["astronaut-press-photo.jpg"] == "review"

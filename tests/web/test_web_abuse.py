@@ -1,0 +1,134 @@
+"""The web app held against its own users: every item of the security review that could be
+turned against the people it protects, each checked here (these failed before)."""
+
+import re
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the web app needs the [web] extra")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from helpers import Cli, running_server  # noqa: E402
+from hostile import write_video  # noqa: E402
+from matcher.policy import load_policy  # noqa: E402
+from matcher.web import WebSettings, create_app  # noqa: E402
+
+BASE = "https://testserver"
+
+
+def client_for(db, **settings) -> TestClient:
+    return TestClient(create_app(str(db), load_policy(None), WebSettings(**settings)), base_url=BASE,
+                      raise_server_exceptions=False)
+
+
+def csrf(client: TestClient) -> str:
+    client.get("/")
+    return client.cookies["cm_csrf"]
+
+
+@pytest.fixture
+def enrolled(demo_folder, tmp_path):
+    db = tmp_path / "consent.db"
+    cli = Cli(db)
+    cli("enroll", "eileen", demo_folder["reference"])
+    return db, cli
+
+
+def test_a_wrong_api_key_is_refused_before_the_body_is_read(enrolled):
+    db, cli = enrolled
+    client = client_for(db, max_upload_bytes=1_000_000)
+    sent = []
+
+    def chunks():  # a body twice the limit, sent without a declared length
+        for _ in range(32):
+            sent.append(1)
+            yield bytes(65_536)
+
+    response = client.post("/api/check", headers={"X-API-Key": "wrong", "Content-Type": "multipart/form-data; b=x"},
+                           content=chunks())
+    assert response.status_code == 401 and "API key" in response.json()["detail"]
+    assert len(sent) <= 2  # nothing (or the first chunk the client had buffered) of it was read
+
+
+def test_a_media_id_is_an_id_never_a_path_to_a_server_file(enrolled, demo_folder, tmp_path, monkeypatch):
+    """Before: a media_id with ../ made the review queue read and show a file of the server."""
+    db, cli = enrolled
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "secret.jpg").write_bytes(demo_folder["hopper"].read_bytes())  # a file the server can read
+    key = cli.json("apikey", "add", "platform")["token"]
+    client = client_for(db)
+    response = client.post("/api/check", headers={"X-API-Key": key},
+                           files={"file": ("a.jpg", demo_folder["portrait"].read_bytes(), "image/jpeg")},
+                           data={"media_id": "../../secret.jpg", "context": "news"})
+    assert response.status_code == 200
+    assert response.json()["path"] == "api/platform/..%2F..%2Fsecret.jpg"
+    token = cli.json("reviewer", "add", "dana")["token"]
+    client.post("/review/sign-in", data={"csrf": csrf(client), "token": token})
+    queue = client.get("/review")
+    assert "api/platform/..%2F..%2Fsecret.jpg" in queue.text
+    assert "data:image/jpeg" not in queue.text and "No picture" in queue.text
+
+
+def test_path_parameters_out_of_range_are_refused_not_crashing(enrolled):
+    db, cli = enrolled
+    code = cli.json("access-code", "eileen")["access_code"]
+    client = client_for(db)
+    client.post("/access", data={"csrf": csrf(client), "code": code})
+    token = client.cookies["cm_csrf"]
+    for path in ("/me/consents/" + "9" * 30 + "/revoke", "/me/consents/-1/revoke", "/me/consents/x/revoke"):
+        response = client.post(path, data={"csrf": token})
+        assert response.status_code == 400 and "Traceback" not in response.text, (path, response.status_code)
+    reviewer = cli.json("reviewer", "add", "dana")["token"]
+    client.post("/review/sign-in", data={"csrf": token, "token": reviewer})
+    for item in ("not-an-item", "9" * 40):
+        assert client.post(f"/review/{item}", data={"csrf": token, "verdict": "keep"}).status_code == 400
+
+
+def test_wrong_codes_are_limited_per_client_and_a_sign_in_ends_the_earlier_session(enrolled):
+    db, cli = enrolled
+    code = cli.json("access-code", "eileen")["access_code"]
+    first, second = client_for(db), client_for(db)
+    assert first.post("/access", data={"csrf": csrf(first), "code": code}, follow_redirects=False).status_code == 303
+    assert first.get("/me").status_code == 200
+    # Signing in again (another browser) ends the first session.
+    assert second.post("/access", data={"csrf": csrf(second), "code": code}, follow_redirects=False).status_code == 303
+    assert first.get("/me", follow_redirects=False).status_code == 401
+    assert second.get("/me").status_code == 200
+    # Ten wrong codes from one client: the eleventh try, even the right code, must wait.
+    guesser = client_for(db)
+    token = csrf(guesser)
+    for attempt in range(10):
+        assert guesser.post("/access", data={"csrf": token, "code": f"WRONG-{attempt}"}).status_code == 401
+    refused = guesser.post("/access", data={"csrf": token, "code": code})
+    assert refused.status_code == 429 and "try again in" in refused.text
+
+
+def test_a_slow_upload_does_not_block_the_others(enrolled, demo_folder, tmp_path):
+    """Face work runs in a pool of worker processes, each upload within its work budget."""
+    import httpx
+
+    db, cli = enrolled
+    key = cli.json("apikey", "add", "platform")["token"]
+    hour = tmp_path / "hour.mp4"
+    write_video(hour, frames=3600, fps=1, size=(64, 64))
+    app = create_app(str(db), load_policy(None), WebSettings(check_workers=2, check_seconds=6))
+    results = {}
+    with running_server(app) as base, httpx.Client(base_url=base, timeout=120) as client:
+        def post(name, data):
+            started = time.monotonic()
+            response = client.post("/api/check", headers={"X-API-Key": key}, files={"file": (name, data)})
+            results[name] = (response.status_code, response.json(), time.monotonic() - started)
+
+        post("warm-up.jpg", demo_folder["hopper"].read_bytes())  # the workers load their models
+        slow = threading.Thread(target=post, args=("hour.mp4", hour.read_bytes()))
+        slow.start()
+        time.sleep(0.5)
+        post("photo.jpg", demo_folder["portrait"].read_bytes())
+        slow.join()
+    status, answer, seconds = results["photo.jpg"]
+    assert status == 200 and answer["decision"] == "remove" and seconds < 5, (status, seconds)
+    status, answer, seconds = results["hour.mp4"]
+    assert status == 422 and re.search(r"hour\.mp4: reading it took longer than 6 s", answer["detail"])
+    assert seconds < 6 + 10
