@@ -20,7 +20,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from matcher.faces import DlibSpec, process_engine
-from matcher.references import MIN_FACE_WIDTH, MIN_SHARPNESS, sharpness
+from matcher.faces.quality import sharpness
+from matcher.references import MIN_FACE_WIDTH, MIN_SHARPNESS
 
 SIGMAS = (1.5, 2.0, 3.0)
 

@@ -103,11 +103,26 @@ class Upload:
         return cls(uploader, tuple(sorted(context)))
 
 
+@dataclass(frozen=True)
+class FaceQuality:
+    """How a face was seen: what decides how far its embedding can be trusted."""
+
+    width: int  # pixels of the original
+    sharpness: float  # variance of the Laplacian of the face at 150 px grey
+    brightness: float  # mean grey level, 0-255
+    contrast: float  # standard deviation of the grey levels
+
+    def as_dict(self) -> dict:
+        return {"width": self.width, "sharpness": self.sharpness, "brightness": self.brightness,
+                "contrast": self.contrast}
+
+
 @dataclass
 class ObservedFace:
     box: Box
     embedding: np.ndarray | None  # None once dropped (no-retention setting)
     frame_time: float | None = None
+    quality: FaceQuality | None = None
 
 
 @dataclass

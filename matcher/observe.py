@@ -19,6 +19,7 @@ import numpy as np
 
 from matcher.faces import DlibSpec, EngineSpec, process_engine
 from matcher.faces.geometry import scale_box
+from matcher.faces.quality import measure
 from matcher.media import (
     DEFAULT_MAX_IMAGE_FRAMES,
     DEFAULT_MAX_PIXELS,
@@ -164,7 +165,6 @@ def _find_faces(obs: Observation, data: bytes | None, options: ScanOptions, budg
         started = time.perf_counter()
         obs.seconds["embed"] = obs.seconds.get("embed", 0.0) + started - detected
         obs.width, obs.height = frame.original_size or (rgb.shape[1], rgb.shape[0])
-        obs.faces.extend(
-            ObservedFace(scale_box(box, frame.scale, (obs.height, obs.width)), vector, frame.time)
-            for box, vector in zip(boxes, embeddings)
-        )
+        for box, vector in zip(boxes, embeddings):
+            original = scale_box(box, frame.scale, (obs.height, obs.width))
+            obs.faces.append(ObservedFace(original, vector, frame.time, measure(rgb, box, original.width)))

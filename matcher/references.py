@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from matcher.faces import FaceEngine
+from matcher.faces.quality import sharpness
 from matcher.media import DEFAULT_MAX_PIXELS, MediaError, decode_image, sniff
 from matcher.model import Box, Reference
 
@@ -96,15 +97,6 @@ def reference_from_bytes(label: str, data: bytes, engine: FaceEngine,
     if quality := quality_problem(rgb, faces[0].box):
         raise refuse(quality)
     return ReferencePhoto(label, hashlib.sha256(data).hexdigest(), faces[0].embedding, faces[0].box), rgb
-
-
-def sharpness(rgb: np.ndarray, box: Box) -> float:
-    """Variance of the Laplacian of the face, scaled to 150 px grey: low means blurred."""
-    import cv2
-
-    crop = rgb[max(0, box.top) : box.bottom, max(0, box.left) : box.right]
-    grey = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (150, 150), interpolation=cv2.INTER_AREA)
-    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
 def quality_problem(rgb: np.ndarray, box: Box) -> str | None:

@@ -81,10 +81,11 @@ class Observations:
                 ).rowcount == 1
             if new_media:
                 self.db.executemany(
-                    "INSERT INTO faces (sha256, seq, frame_time, top, right, bottom, left, embedding) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO faces (sha256, seq, frame_time, top, right, bottom, left, embedding, quality) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [[obs.sha256, seq, face.frame_time, face.box.top, face.box.right, face.box.bottom, face.box.left,
-                      None if face.embedding is None else to_blob(face.embedding)]
+                      None if face.embedding is None else to_blob(face.embedding),
+                      None if face.quality is None else json.dumps(face.quality.as_dict())]
                      for seq, face in enumerate(obs.faces)],
                 )
             self.db.execute(

@@ -67,6 +67,7 @@ ADDED_COLUMNS = (
     ("people", "verified_by", str),
     ("people", "verified_at", str),
     ("credentials", "scope", str),
+    ("faces", "quality", str),  # JSON: width, sharpness, brightness, contrast (see matcher.faces.quality)
 )
 
 # (table, columns, unique)

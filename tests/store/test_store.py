@@ -1,5 +1,6 @@
 """The store's repositories, and re-deciding from stored facts, with made-up embeddings (no face model)."""
 
+import json
 import os
 import sqlite3
 import stat
@@ -114,3 +115,16 @@ def test_a_failed_write_leaves_nothing_half_done(tmp_path):
             raise RuntimeError("the disk went away")
     assert store.people.all() == [] and store.audit.entries() == []
     store.close()
+
+
+def test_each_face_keeps_its_measured_quality(tmp_path):
+    from matcher.model import FaceQuality
+
+    store = Store(tmp_path / "c.db")
+    obs = observation("/m/a.jpg", "sha-a", [unit(1)])
+    obs.faces[0].quality = FaceQuality(width=64, sharpness=12.5, brightness=40.0, contrast=9.5)
+    store.observations.record(obs, None, 1)
+    store.close()
+    with sqlite3.connect(tmp_path / "c.db") as conn:
+        [stored] = conn.execute("SELECT quality FROM faces").fetchone()
+    assert json.loads(stored) == {"width": 64, "sharpness": 12.5, "brightness": 40.0, "contrast": 9.5}
