@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 
 from matcher.clock import Clock
+from matcher.faces.liveness import random_prompts
 from matcher.media import DEFAULT_MAX_PIXELS, WorkLimits
 from matcher.observe import ScanOptions
 from matcher.policy import Policy
@@ -35,32 +36,65 @@ class WebSettings:
     # at a time) and the work budget of one upload, in seconds.
     check_workers: int = 0
     check_seconds: float = 30.0
+    # The liveness check of self-enrollment: prompts drawn from these directions.
+    liveness_directions: tuple[str, ...] = ("left", "right", "up", "down")
+    liveness_prompts: int = 3
+
+
+@dataclass
+class Pending:
+    """What waits for a person to confirm: their references, the prompts of their liveness video."""
+
+    references: list[ReferencePhoto]
+    prompts: list[str]
+    attempts: int = 0  # liveness videos refused so far
+    expires: float = 0.0
 
 
 class PendingEnrollments:
-    """Reference embeddings waiting (in memory only, at most 15 minutes) for the person to confirm."""
+    """Enrollments waiting (in memory only, at most 15 minutes) for the person to confirm.
 
-    def __init__(self, clock: Clock):
-        self.clock = clock
-        self._waiting: dict[str, tuple[float, list[ReferencePhoto]]] = {}
+    Each is taken once; a refused liveness video puts it back under a new token with
+    new prompts (a failed try tells what was seen: the next must follow other prompts).
+    """
+
+    def __init__(self, clock: Clock, directions: tuple[str, ...], prompts: int):
+        self.clock, self.directions, self.prompts = clock, directions, prompts
+        self._waiting: dict[str, Pending] = {}
         self._lock = threading.Lock()
 
-    def add(self, references: list[ReferencePhoto]) -> str:
+    def add(self, references: list[ReferencePhoto], attempts: int = 0) -> tuple[str, Pending]:
         token = secrets.token_urlsafe(32)
         now = self.clock.monotonic()
+        pending = Pending(references, random_prompts(self.prompts, self.directions), attempts,
+                          now + PENDING_ENROLLMENT_SECONDS)
         with self._lock:
-            for key in [k for k, (expires, _) in self._waiting.items() if expires < now]:
+            for key in [k for k, waiting in self._waiting.items() if waiting.expires < now]:
                 del self._waiting[key]
-            self._waiting[token] = (now + PENDING_ENROLLMENT_SECONDS, references)
-        return token
+            self._waiting[token] = pending
+        return token, pending
 
-    def take(self, token: str) -> list[ReferencePhoto] | None:
-        """The references waiting under ``token``, once: None when unknown, taken or expired."""
+    def prompts_for(self, person_id: int, take: bool = False) -> list[str]:
+        """The prompts a signed-in person is shown to verify their opt-out later (kept until used
+        or 15 minutes old); ``take``: used now (the next try gets new ones)."""
+        key = f"person:{person_id}"
+        now = self.clock.monotonic()
+        with self._lock:
+            found = self._waiting.get(key)
+            if found is None or found.expires < now:
+                found = self._waiting[key] = Pending([], random_prompts(self.prompts, self.directions), 0,
+                                                     now + PENDING_ENROLLMENT_SECONDS)
+            if take:
+                del self._waiting[key]
+        return found.prompts
+
+    def take(self, token: str) -> Pending | None:
+        """What waits under ``token``, once: None when unknown, taken or expired."""
         with self._lock:
             found = self._waiting.pop(token, None)
-        if found is None or found[0] < self.clock.monotonic():
+        if found is None or found.expires < self.clock.monotonic():
             return None
-        return found[1]
+        return found
 
 
 class SignInFailures:
@@ -99,7 +133,7 @@ class WebContext:
     sign_in_failures: SignInFailures = field(init=False)
 
     def __post_init__(self):
-        self.pending = PendingEnrollments(self.clock)
+        self.pending = PendingEnrollments(self.clock, self.settings.liveness_directions, self.settings.liveness_prompts)
         self.sign_in_failures = SignInFailures(self.clock)
         options = ScanOptions(max_pixels=self.settings.max_pixels,
                               limits=WorkLimits(seconds=self.settings.check_seconds))

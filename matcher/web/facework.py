@@ -34,10 +34,14 @@ class FaceWork:
 
     def observe(self, label: str, data: bytes) -> Observation:
         """The upload's faces; :class:`ServerBusy` when the deadline passes first."""
+        return self.run(observe_shipped, label, data, len(data), time.time_ns(), self.options)
+
+    def run(self, work, *args):
+        """``work(*args)`` in a worker (a module-level function: it is sent to another process)."""
         if not self.workers:
             with self._lock:  # one face model in this process; dlib is not shared between threads
-                return observe_shipped(label, data, len(data), time.time_ns(), self.options)
-        future = self._pool().submit(observe_shipped, label, data, len(data), time.time_ns(), self.options)
+                return work(*args)
+        future = self._pool().submit(work, *args)
         try:
             return future.result(timeout=(self.options.limits.seconds or 0) + GRACE_SECONDS)
         except TimeoutError:

@@ -19,6 +19,8 @@ NOTICES = {
     "paused": "Your opt-out is paused: media showing you is allowed until you resume it.",
     "resumed": "Your opt-out is active again.",
     "decided": "Decision recorded.",
+    "verified": "Your opt-out is verified: media showing you without consent is now removed without waiting "
+                "for a reviewer.",
 }
 
 

@@ -10,16 +10,19 @@ import hashlib
 import secrets
 from datetime import date
 
+import numpy as np
 from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
 from fastapi.responses import HTMLResponse
 
 from matcher.faces import ModelsMissing, process_engine
+from matcher.faces.liveness import LivenessConfig, LivenessResult, check_liveness_upload, describe
 from matcher.media import Frame
 from matcher.model import Person
 from matcher.references import EnrollError, check_same_person, reference_from_bytes
 from matcher.report.html import draw_faces
 from matcher.services import ActionError, Session, access, consents, enrollment, people
 from matcher.web.context import WebContext, context, session
+from matcher.web.facework import ServerBusy
 from matcher.web.pages import read_upload, redirect, render, upload_name
 from matcher.web.security import (
     SESSION_COOKIE,
@@ -32,6 +35,7 @@ from matcher.web.security import (
 )
 
 PERSON_SESSION_SECONDS = 30 * 60
+MAX_LIVENESS_ATTEMPTS = 3
 MAX_ENROLL_PHOTOS = 3
 PREVIEW_WIDTH = 480
 SELF_SERVICE = "web:self-service"
@@ -81,21 +85,35 @@ def enroll_preview(request: Request, photos: list[UploadFile] = File(...), ctx: 
             problems += exc.problems
     if problems:
         return render(request, "enroll.html", 400, max_photos=MAX_ENROLL_PHOTOS, problems=problems)
-    return render(request, "enroll_preview.html", previews=previews, pending=ctx.pending.add(references))
+    token, pending = ctx.pending.add(references)
+    return render(request, "enroll_preview.html", previews=previews, pending=token, prompts=describe(pending.prompts))
 
 
 @router.post("/enroll/confirm", response_class=HTMLResponse, dependencies=csrf_checked)
 def enroll_confirm(request: Request, pending_token: str = Form(..., alias="pending"),
-                   ctx: WebContext = Depends(context), records: Session = Depends(session)):
-    references = ctx.pending.take(pending_token)
-    if references is None:
+                   video: UploadFile | None = File(None), ctx: WebContext = Depends(context),
+                   records: Session = Depends(session)):
+    """Confirm an enrollment: with a liveness video (verified), or without one (unverified)."""
+    pending = ctx.pending.take(pending_token)
+    if pending is None:
         raise PageError(410, "This enrollment has expired (after 15 minutes) or was already confirmed: "
                              "start again from the enrollment page.")
+    verified_by = None
+    if video is not None and (video.filename or video.size):
+        result = liveness_of(ctx, video, pending.prompts, [r.embedding for r in pending.references])
+        if not result.passed:
+            if pending.attempts + 1 >= MAX_LIVENESS_ATTEMPTS:
+                raise PageError(403, "The video did not pass the check three times: start again from the "
+                                     "enrollment page, or confirm without a video.")
+            token, retry = ctx.pending.add(pending.references, pending.attempts + 1)
+            return render(request, "enroll_preview.html", 400, previews=[], pending=token,
+                          prompts=describe(retry.prompts), problems=result.problems)
+        verified_by = "liveness"
     name = f"self-{secrets.token_hex(5)}"
-    person = enrollment.enroll(records, name, references, actor=SELF_SERVICE).person
+    person = enrollment.enroll(records, name, pending.references, actor=SELF_SERVICE, verified_by=verified_by).person
     code = access.new_access_code(records, person, SELF_SERVICE)
     request.state.signed_in = "person"  # signed in below: the page shows it already
-    response = render(request, "code.html", code=code)
+    response = render(request, "code.html", code=code, verified=verified_by is not None)
     return sign_in(response, ctx, records, "person", str(person.id), PERSON_SESSION_SECONDS)
 
 
@@ -126,8 +144,35 @@ def sign_out(request: Request, ctx: WebContext = Depends(context), records: Sess
 
 
 @router.get("/me", response_class=HTMLResponse)
-def me(request: Request, person: Person = Depends(current_person), records: Session = Depends(session)):
-    return render(request, "me.html", person=person, consents=consents.of_person(records, person.id))
+def me(request: Request, person: Person = Depends(current_person), ctx: WebContext = Depends(context),
+       records: Session = Depends(session)):
+    prompts = None if person.verified else describe(ctx.pending.prompts_for(person.id))
+    return render(request, "me.html", person=person, consents=consents.of_person(records, person.id),
+                  prompts=prompts)
+
+
+@router.post("/me/verify", response_class=HTMLResponse, dependencies=csrf_checked)
+def verify(request: Request, video: UploadFile = File(...), person: Person = Depends(current_person),
+           ctx: WebContext = Depends(context), records: Session = Depends(session)):
+    """Verify one's opt-out afterwards with a liveness video, against the prompts shown on /me."""
+    prompts = ctx.pending.prompts_for(person.id, take=True)
+    result = liveness_of(ctx, video, prompts, records.store.people.reference_embeddings(person.id))
+    if not result.passed:
+        return render(request, "me.html", 400, person=person, consents=consents.of_person(records, person.id),
+                      prompts=describe(ctx.pending.prompts_for(person.id)), problems=result.problems)
+    people.verify(records, person, "liveness", "the person (liveness check)", actor_of(person))
+    return redirect("/me?done=verified")
+
+
+def liveness_of(ctx: WebContext, video: UploadFile, prompts: list[str], references) -> LivenessResult:
+    """The liveness check of an uploaded selfie video, in the face-work pool within its budget."""
+    data = read_upload(video, "record a short video of yourself following the prompts")
+    config = LivenessConfig(match_threshold=ctx.policy.match, review_threshold=ctx.policy.review)
+    try:
+        return ctx.face_work.run(check_liveness_upload, data, prompts, np.stack(references), config,
+                                 ctx.settings.max_pixels)
+    except ServerBusy:
+        raise PageError(503, "The server is busy: please send the video again in a minute.") from None
 
 
 @router.post("/me/consents", dependencies=csrf_checked)
