@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from matcher.model import Consent, DecisionRecord, MatchFact, NewAuditEntry, Person, Review
-from matcher.policy import Decision, Facts, Policy
+from matcher.policy import Decision, Facts, Limits, Policy
 
 
 def item_id(path: str, person_id: int) -> str:
@@ -23,6 +23,9 @@ def item_id(path: str, person_id: int) -> str:
 # Facts added after verdicts were first given, with the value they had for everyone before:
 # left out of the hash at that value, so a verdict given before the fact existed still stands.
 FACTS_ADDED_LATER = {"verified": True}
+# The face's quality is the face's: the same face has the same quality (its distance, which
+# is hashed, says whether it is the same face), and its band shows in ``match``, also hashed.
+FACTS_OF_THE_FACE = ("face_width", "sharpness", "band")
 
 
 def facts_sha256(facts: Facts) -> str:
@@ -36,6 +39,8 @@ def facts_sha256(facts: Facts) -> str:
     for name, earlier in FACTS_ADDED_LATER.items():
         if values[name] == earlier:
             del values[name]
+    for name in FACTS_OF_THE_FACE:
+        del values[name]
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
 
 
@@ -57,10 +62,11 @@ class Snapshot:
 
     def facts(self, match: MatchFact) -> Facts:
         person = self.people[match.person_id]
+        limits = self.policy.limits(match.face_width, match.sharpness, _own_limits(person, self.policy))
         return Facts(
             person=person.name,
             distance=match.distance,
-            match=self.policy.strength(match.distance),
+            match=self.policy.strength(match.distance, limits),
             consent=any(c.covers(person.id, match.sha256, match.uploader, self.today) for c in self.consents),
             self_posted=match.uploader is not None and match.uploader in person.accounts,
             public_figure=person.public_figure,
@@ -70,7 +76,18 @@ class Snapshot:
             flood_limit=self.policy.flood_limit,
             uploader=match.uploader,
             context=frozenset(match.context),
+            face_width=match.face_width,
+            sharpness=match.sharpness,
+            band=limits.band,
         )
+
+
+def _own_limits(person: Person, policy: Policy) -> Limits | None:
+    """A person's own thresholds (a hub's, tighter), when they have them."""
+    if person.match_threshold is None and person.review_threshold is None:
+        return None
+    return Limits(person.match_threshold if person.match_threshold is not None else policy.match,
+                  person.review_threshold if person.review_threshold is not None else policy.review)
 
 
 @dataclass

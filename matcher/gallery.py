@@ -69,8 +69,9 @@ class Assignment:
     distance: float | None  # to the assigned person, or to the nearest person if none
 
 
-def assign(distances: np.ndarray, person_ids: np.ndarray, limit: float) -> list[Assignment]:
-    """Give each face of one image at most its closest person within ``limit``.
+def assign(distances: np.ndarray, person_ids: np.ndarray, limit) -> list[Assignment]:
+    """Give each face of one image at most its closest person within ``limit`` (a number, or one per
+    face and person, broadcast against ``distances``).
 
     Greedy on ascending distance, so the closest (face, person) pair wins and
     one person is never given to two faces of the same image.

@@ -48,6 +48,10 @@ class Person:
     # How the opt-out was checked to come from the person shown (liveness, id-document,
     # operator...), and by whom; None: unverified, so their matches go at most to review.
     verified_by: str | None = None
+    # The person's own thresholds, tighter than the rules' when their references sit near
+    # many strangers' faces (a "hub"; see matcher.services.calibration); None: the rules'.
+    match_threshold: float | None = None
+    review_threshold: float | None = None
 
     @property
     def verified(self) -> bool:
@@ -161,6 +165,8 @@ class MatchFact:
     face_id: int
     person_id: int
     distance: float
+    face_width: int | None = None  # the face's measured quality
+    sharpness: float | None = None
 
 
 # -- decisions -----------------------------------------------------------------------------

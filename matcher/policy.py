@@ -22,7 +22,15 @@ STRENGTHS = ("confident", "possible")
 # Conditions a rule may test, each with the check of its value in the file and
 # the test it makes against the facts.
 _BOOL_FACTS = ("consent", "self_posted", "public_figure", "opted_out", "flood", "verified")
-REASON_FIELDS = {"person", "distance", "match", "uploader", "context", "rule", "flood_limit"}
+REASON_FIELDS = {"person", "distance", "match", "uploader", "context", "rule", "flood_limit", "face_width",
+                 "sharpness", "band"}
+# Conditions on the measured quality of the face decided on: (fact, test).
+_QUALITY_CONDITIONS = {
+    "face_width_at_least": ("face_width", lambda fact, limit: fact >= limit),
+    "face_width_below": ("face_width", lambda fact, limit: fact < limit),
+    "sharpness_at_least": ("sharpness", lambda fact, limit: fact >= limit),
+    "sharpness_below": ("sharpness", lambda fact, limit: fact < limit),
+}
 
 
 class PolicyError(ValueError):
@@ -47,6 +55,37 @@ class Facts:
     flood_limit: int | None = None
     uploader: str | None = None
     context: frozenset[str] = frozenset()
+    face_width: int | None = None  # the face decided on: its width in pixels of the original
+    sharpness: float | None = None  # and its sharpness (None for faces stored before it was measured)
+    band: str | None = None  # the quality band that set the thresholds (None: the general ones)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The distances a face must be within: a confident match, a possible one."""
+
+    match: float
+    review: float
+    band: str | None = None
+
+
+@dataclass(frozen=True)
+class Band:
+    """Faces smaller (``width_below``) or blurrier (``sharpness_below``) than given embed less
+    reliably: their own thresholds, measured per band (models/dlib_resnet_v1.md)."""
+
+    id: str
+    match: float
+    review: float
+    width_below: int | None = None
+    sharpness_below: float | None = None
+
+    def holds(self, face_width: int | None, sharpness: float | None) -> bool:
+        if self.width_below is not None and (face_width is None or face_width >= self.width_below):
+            return False
+        if self.sharpness_below is not None and (sharpness is None or sharpness >= self.sharpness_below):
+            return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -81,6 +120,14 @@ class Rule:
             elif key == "distance_above":
                 if facts.distance <= expected:
                     return False
+            elif key == "band_in":
+                if facts.band not in expected:
+                    return False
+            elif key in _QUALITY_CONDITIONS:
+                name, test = _QUALITY_CONDITIONS[key]
+                value = getattr(facts, name)
+                if value is None or not test(value, expected):  # unknown quality never satisfies a condition on it
+                    return False
         return True
 
 
@@ -95,12 +142,24 @@ class Policy:
     keep_unmatched_embeddings: bool = True
     # [flood_guard] max_media_per_person_per_scan (None: no guard).
     flood_limit: int | None = None
+    bands: tuple[Band, ...] = ()
 
-    def strength(self, distance: float) -> str | None:
+    def limits(self, face_width: int | None = None, sharpness: float | None = None,
+               person: Limits | None = None) -> Limits:
+        """The thresholds for a face of this quality (its band's, else the general ones), and for a
+        person whose own thresholds are tighter (hubs: see matcher.services.calibration)."""
+        band = next((b for b in self.bands if b.holds(face_width, sharpness)), None)
+        match, review = (band.match, band.review) if band else (self.match, self.review)
+        if person is not None:
+            match, review = min(match, person.match), min(review, person.review)
+        return Limits(match, review, band.id if band else None)
+
+    def strength(self, distance: float, limits: Limits | None = None) -> str | None:
         """"confident", "possible", or None when the distance is no match at all."""
-        if distance <= self.match:
+        limits = limits or Limits(self.match, self.review)
+        if distance <= limits.match:
             return "confident"
-        if distance <= self.review:
+        if distance <= limits.review:
             return "possible"
         return None
 
@@ -122,6 +181,9 @@ def _reason(rule: Rule, facts: Facts) -> str:
         "context": ", ".join(sorted(facts.context)) or "no context",
         "rule": rule.id,
         "flood_limit": facts.flood_limit,
+        "face_width": facts.face_width,
+        "sharpness": facts.sharpness,
+        "band": facts.band or "general",
     }
     return rule.reason.format(**values)
 
@@ -255,13 +317,46 @@ def _validate(data: dict, lines: list[str], path: str, digest: str) -> Policy:
             "no rule applies to some matched faces: end the list with rules covering "
             "match = \"confident\" and match = \"possible\", verified or not (or one without conditions)",
         )
+    bands = _bands(thresholds.get("bands", []), values, line_of, fail)
     keep = _table(data, "retention", {"keep_unmatched_embeddings": bool}, line_of, fail)
     guard = _table(data, "flood_guard", {"max_media_per_person_per_scan": int}, line_of, fail)
     limit = guard.get("max_media_per_person_per_scan")
     if limit is not None and limit < 1:
         raise fail(line_of(r"^\s*max_media_per_person_per_scan\s*="), "max_media_per_person_per_scan must be at least 1")
     return Policy(path, digest, values["match"], values["review"], tuple(rules),
-                  keep_unmatched_embeddings=keep.get("keep_unmatched_embeddings", True), flood_limit=limit)
+                  keep_unmatched_embeddings=keep.get("keep_unmatched_embeddings", True), flood_limit=limit,
+                  bands=bands)
+
+
+def _bands(tables, general: dict, line_of, fail) -> tuple[Band, ...]:
+    """[[thresholds.bands]]: each an id, the faces it is for, and its match and review thresholds."""
+    if not isinstance(tables, list):
+        raise fail(line_of(r"^\s*\[\[?\s*thresholds\.bands"), "thresholds.bands must be a list of [[thresholds.bands]]")
+    bands, seen = [], set()
+    for table in tables:
+        band_id = table.get("id") if isinstance(table, dict) else None
+        line = line_of(rf"^\s*id\s*=\s*\"{re.escape(str(band_id))}\"") if band_id else None
+        if not isinstance(band_id, str) or not band_id or band_id in seen:
+            raise fail(line, "each [[thresholds.bands]] needs its own 'id' string")
+        seen.add(band_id)
+        unknown = set(table) - {"id", "match", "review", "width_below", "sharpness_below"}
+        if unknown:
+            raise fail(line, f"band {band_id!r}: unknown key {sorted(unknown)[0]!r}")
+        if not ("width_below" in table or "sharpness_below" in table):
+            raise fail(line, f"band {band_id!r}: say which faces it is for (width_below and/or sharpness_below)")
+        numbers = {}
+        for key in ("match", "review", "width_below", "sharpness_below"):
+            value = table.get(key)
+            if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
+                raise fail(line, f"band {band_id!r}: {key} must be a number, 0 or more")
+            numbers[key] = value
+        if numbers["match"] is None or numbers["review"] is None:
+            raise fail(line, f"band {band_id!r}: needs match and review (match = 0: never a confident match)")
+        if numbers["match"] > numbers["review"] or numbers["review"] > general["review"]:
+            raise fail(line, f"band {band_id!r}: needs match <= review <= thresholds.review (a band only tightens)")
+        bands.append(Band(band_id, float(numbers["match"]), float(numbers["review"]), numbers["width_below"],
+                          numbers["sharpness_below"]))
+    return tuple(bands)
 
 
 def _table(data: dict, name: str, keys: dict[str, type], line_of, fail) -> dict:
@@ -286,11 +381,16 @@ def _condition_problem(key: str, value) -> str | None:
         if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             return None
         return f"{key} must be a non-empty list of strings"
-    if key in ("distance_at_most", "distance_above"):
+    if key in ("distance_at_most", "distance_above", *_QUALITY_CONDITIONS):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return None
         return f"{key} must be a number"
-    known = sorted((*_BOOL_FACTS, "match", "context_any", "uploader_in", "distance_at_most", "distance_above"))
+    if key == "band_in":
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return None
+        return f"{key} must be a non-empty list of band ids"
+    known = sorted((*_BOOL_FACTS, "match", "context_any", "uploader_in", "distance_at_most", "distance_above",
+                    "band_in", *_QUALITY_CONDITIONS))
     return f"unknown condition {key!r}; known: {', '.join(known)}"
 
 

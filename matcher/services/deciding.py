@@ -13,7 +13,7 @@ import numpy as np
 
 from matcher.decide import Snapshot, decide_items
 from matcher.gallery import Assignment, Gallery, assign
-from matcher.model import MatchFact
+from matcher.model import MatchFact, ObservedFace
 from matcher.policy import Facts, Policy
 from matcher.store import Store
 
@@ -30,6 +30,10 @@ class Decider:
         self.gallery = Gallery.build(store.people.references(engine))
         self.snapshot = Snapshot(policy, {person.id: person for person in store.people.all()},
                                  store.consents.active(), store.decisions.floods(), today)
+        # Each person's review limit (their own when tighter than the rules'), in the gallery's order.
+        self.person_review = np.array([
+            min(policy.review, self.people[pid].review_threshold or policy.review) if pid in self.people
+            else policy.review for pid in self.gallery.person_ids], dtype=np.float32)
 
     @property
     def people(self):
@@ -51,28 +55,36 @@ class Decider:
         of enrolled people.
         """
         rows, face_ids_done = [], []
-        for _, face_ids, embeddings in self.store.observations.media_faces(sha256s):
-            face_ids_done.extend(face_ids)
-            for result in self._assign(embeddings):
+        for frame in self.store.observations.media_faces(sha256s):
+            face_ids_done.extend(frame.ids)
+            for result in self._assign(frame.embeddings, frame.qualities):
                 if result.distance is not None:
-                    rows.append((face_ids[result.face], result.person_id, result.distance))
+                    rows.append((frame.ids[result.face], result.person_id, result.distance))
         self.store.decisions.replace_matches(None if sha256s is None else face_ids_done, rows)
 
-    def matched_faces(self, faces: list[tuple[float | None, np.ndarray]]) -> list[bool]:
-        """For faces ``(frame_time, embedding)`` of one file: whether each matches an enrolled person."""
+    def matched_faces(self, faces: list[ObservedFace]) -> list[bool]:
+        """For the faces of one file: whether each matches an enrolled person."""
         matched = [False] * len(faces)
         frames: dict[float | None, list[int]] = {}
-        for index, (frame_time, _) in enumerate(faces):
-            frames.setdefault(frame_time, []).append(index)
+        for index, face in enumerate(faces):
+            frames.setdefault(face.frame_time, []).append(index)
         for indexes in frames.values():
-            for result in self._assign(np.stack([faces[i][1] for i in indexes])):
+            qualities = [(faces[i].quality.width, faces[i].quality.sharpness) if faces[i].quality
+                         else (faces[i].box.width, None) for i in indexes]
+            for result in self._assign(np.stack([faces[i].embedding for i in indexes]), qualities):
                 if result.person_id is not None:
                     matched[indexes[result.face]] = True
         return matched
 
-    def _assign(self, embeddings: np.ndarray) -> list[Assignment]:
-        """The faces of one image (one frame) given their people: one distance matrix."""
-        return assign(self.gallery.distances(embeddings), self.gallery.person_ids, self.policy.review)
+    def _assign(self, embeddings: np.ndarray, qualities: list[tuple[int, float | None]]) -> list[Assignment]:
+        """The faces of one image (one frame) given their people: one distance matrix.
+
+        A face is given a person only within the review limit of its quality band and of that person.
+        """
+        band_review = np.array([self.policy.limits(width, sharp).review for width, sharp in qualities],
+                               dtype=np.float32)
+        limits = np.minimum(band_review[:, None], self.person_review[None, :])
+        return assign(self.gallery.distances(embeddings), self.gallery.person_ids, limits)
 
     def match_new_references(self, person_id: int) -> list[str]:
         """Retroactive matching: check every stored face against one person's references.

@@ -246,7 +246,7 @@ def record(session: Session, decider: Decider, obs: Observation, upload: Upload 
     write_started = time.perf_counter()
     if not copy and not session.policy.keep_unmatched_embeddings:
         # No-retention: the embedding of a face that matches nobody is not stored.
-        matched = decider.matched_faces([(face.frame_time, face.embedding) for face in obs.faces])
+        matched = decider.matched_faces(obs.faces)
         for face, keep in zip(obs.faces, matched):
             if not keep:
                 face.embedding = None

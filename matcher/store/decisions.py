@@ -14,7 +14,8 @@ from matcher.store.core import Database, marks, text_path
 
 # What a decision rests on: the file (path, uploader, context, scan) and one match of one of its faces.
 _MATCH_FACTS = (
-    "SELECT f.path, f.sha256, f.uploader, f.context, f.scanned_in, m.face_id, m.person_id, m.distance "
+    "SELECT f.path, f.sha256, f.uploader, f.context, f.scanned_in, m.face_id, m.person_id, m.distance, "
+    "fa.quality, fa.left, fa.right "
     "FROM files f JOIN faces fa ON fa.sha256 = f.sha256 JOIN matches m ON m.face_id = fa.id "
 )
 _DECISION_COLUMNS = ("path", "person_id", "face_id", "item", "action", "rule", "reason", "policy_sha256", "decided_at")
@@ -169,9 +170,19 @@ class Decisions:
 
 
 def _fact(row: dict) -> MatchFact:
+    width, sharpness = face_width_and_sharpness(row["quality"], row["left"], row["right"])
     return MatchFact(path=row["path"], sha256=row["sha256"], uploader=row["uploader"],
                      context=tuple(json.loads(row["context"] or "[]")), scanned_in=row["scanned_in"],
-                     face_id=row["face_id"], person_id=row["person_id"], distance=row["distance"])
+                     face_id=row["face_id"], person_id=row["person_id"], distance=row["distance"],
+                     face_width=width, sharpness=sharpness)
+
+
+def face_width_and_sharpness(quality: str | None, left: int, right: int) -> tuple[int, float | None]:
+    """A stored face's width and sharpness (faces stored before they were measured: the box's width)."""
+    if quality:
+        measured = json.loads(quality)
+        return measured["width"], measured.get("sharpness")
+    return right - left, None
 
 
 def _decision(row: dict) -> DecisionRecord:

@@ -8,14 +8,31 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
 
 from matcher.model import Observation, Upload
 from matcher.store.core import Database, from_blob, marks, text_path, to_blob
+from matcher.store.decisions import face_width_and_sharpness
 
 FACE_BLOCK = 65_536  # embeddings per packed block (16 MiB of float16)
+
+
+@dataclass
+class FrameFaces:
+    """The faces of one image (one video frame): ids, embeddings (k, d), (width, sharpness) each."""
+
+    sha256: str
+    ids: list[int] = field(default_factory=list)
+    vectors: list = field(default_factory=list)
+    qualities: list[tuple[int, float | None]] = field(default_factory=list)
+    embeddings: np.ndarray | None = None
+
+    def done(self) -> "FrameFaces":
+        self.embeddings = np.stack(self.vectors)
+        return self
 
 
 class Observations:
@@ -166,24 +183,26 @@ class Observations:
 
     # -- faces -----------------------------------------------------------------------------
 
-    def media_faces(self, sha256s: list[str] | None = None) -> Iterator[tuple[str, list[int], np.ndarray]]:
-        """``(sha256, [face ids], embeddings array)`` for each image (each video frame) with faces."""
+    def media_faces(self, sha256s: list[str] | None = None) -> Iterator[FrameFaces]:
+        """The faces with embeddings of each image (each video frame)."""
         where, params = "WHERE embedding IS NOT NULL", []
         if sha256s is not None:
             where += f" AND sha256 IN ({marks(sha256s)})"
             params = list(sha256s)
-        current, ids, vectors = None, [], []
-        query = f"SELECT id, sha256, frame_time, embedding FROM faces {where} ORDER BY sha256, frame_time, seq"
+        current, frame = None, None
+        query = (f"SELECT id, sha256, frame_time, embedding, quality, left, right FROM faces {where} "
+                 "ORDER BY sha256, frame_time, seq")
         for row in self.db.query(query, params):
             key = (row["sha256"], row["frame_time"])
             if key != current:
-                if ids:
-                    yield current[0], ids, np.stack(vectors)
-                current, ids, vectors = key, [], []
-            ids.append(row["id"])
-            vectors.append(from_blob(row["embedding"]))
-        if ids:
-            yield current[0], ids, np.stack(vectors)
+                if frame is not None:
+                    yield frame.done()
+                current, frame = key, FrameFaces(row["sha256"])
+            frame.ids.append(row["id"])
+            frame.vectors.append(from_blob(row["embedding"]))
+            frame.qualities.append(face_width_and_sharpness(row["quality"], row["left"], row["right"]))
+        if frame is not None:
+            yield frame.done()
 
     def media_of_faces(self, face_ids: list[int]) -> list[str]:
         found: set[str] = set()

@@ -91,6 +91,12 @@ class People:
             self.db.execute("UPDATE people SET verified_by = ?, verified_at = ? WHERE id = ?",
                             [method, self.db.now(), person_id])
 
+    def set_thresholds(self, person_id: int, match: float | None, review: float | None) -> None:
+        """The person's own thresholds (None: the rules')."""
+        with self.db.write():
+            self.db.execute("UPDATE people SET match_threshold = ?, review_threshold = ? WHERE id = ?",
+                            [match, review, person_id])
+
     def set_access_code_hash(self, person_id: int, code_sha256: str) -> None:
         with self.db.write():
             self.db.execute("UPDATE people SET access_code_sha256 = ? WHERE id = ?", [code_sha256, person_id])
@@ -112,4 +118,6 @@ def _person(row: dict) -> Person:
         references=row.get("refs", 0),
         opted_out=row.get("opted_out") != 0,
         verified_by=row.get("verified_by"),
+        match_threshold=row.get("match_threshold"),
+        review_threshold=row.get("review_threshold"),
     )
