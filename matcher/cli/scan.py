@@ -77,6 +77,9 @@ class Progress:
               help="hog: search each whole image with dlib's HOG, like face_recognition. blazeface: let the small "
                    "BlazeFace network propose where faces are and run HOG only there (same faces and boxes, several "
                    "times faster on phone photos; see README, Throughput).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="cuda: run the face networks (proposals and embeddings) on a CUDA GPU through PyTorch "
+                   "(pip install 'consent-matcher[gpu]'); the same embeddings as on the CPU.")
 @click.option("--dask", "dask_address", metavar="ADDRESS",
               help="Detect and embed on a Dask cluster: its scheduler's address (tcp://host:8786), or 'local' "
                    "for a LocalCluster of --workers processes. Needs the [dask] extra.")
@@ -96,7 +99,8 @@ class Progress:
 @json_option
 @pass_app
 def scan(app: App, folders, manifest, workers: int, video_every: float, max_pixels: int, min_face: int | None,
-         detector: str, dask_address: str | None, ship_bytes: bool, file_seconds: float, follow_links: bool,
+         detector: str, device: str, dask_address: str | None, ship_bytes: bool, file_seconds: float,
+         follow_links: bool,
          rescan: bool, profile: bool, quiet: bool, as_json: bool) -> None:
     """Scan FOLDERS recursively for faces of enrolled people and decide on each file.
 
@@ -109,8 +113,9 @@ def scan(app: App, folders, manifest, workers: int, video_every: float, max_pixe
         raise click.ClickException(str(exc)) from None
     if ship_bytes and not dask_address:
         raise click.UsageError("--ship-bytes goes with --dask")
+    check_device(device)
     options = ScanOptions(max_pixels=max_pixels, video_every_seconds=video_every,
-                          engine=DlibSpec(detector=detector, min_face=min_face),
+                          engine=DlibSpec(detector=detector, min_face=min_face, device=device),
                           limits=WorkLimits(seconds=file_seconds))
     session = app.session
     # Counting first (names only) gives the bar its end and the time left.
@@ -135,6 +140,18 @@ def scan(app: App, folders, manifest, workers: int, video_every: float, max_pixe
         sys.exit(1)
     if summary.interrupted:
         sys.exit(130)
+
+
+def check_device(device: str) -> None:
+    """Refuse at once, saying why, a device this machine does not have."""
+    if device == "cpu":
+        return
+    from matcher.faces.torch_resnet import torch_device
+
+    try:
+        torch_device(device)
+    except ModelsMissing as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _dask(stack: contextlib.ExitStack, address: str, workers: int):

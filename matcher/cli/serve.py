@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from matcher.cli.common import App, pass_app
+from matcher.cli.scan import check_device
 from matcher.media import DEFAULT_MAX_PIXELS
 from matcher.store import StoreError
 
@@ -20,11 +21,13 @@ from matcher.store import StoreError
               help="Processes doing the face work of POST /api/check (each holds its own face models, ~300 MB).")
 @click.option("--check-seconds", type=click.FloatRange(min=1), default=30, show_default=True,
               help="The longest one upload's face work may take; past it the upload is refused with the reason.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="cuda: the face work of POST /api/check on a CUDA GPU through PyTorch.")
 @click.option("--insecure-cookies", is_flag=True,
               help="Send cookies over plain HTTP too (only for a trial on a trusted network; behind HTTPS leave it off).")
 @pass_app
 def serve(app: App, host: str, port: int, max_upload_mb: int, max_pixels: int, check_workers: int,
-          check_seconds: float, insecure_cookies: bool) -> None:
+          check_seconds: float, device: str, insecure_cookies: bool) -> None:
     """Run the web app: self-service opt-out, the review queue and POST /api/check.
 
     It uses the same database and policy rules as the other commands. Put it
@@ -36,9 +39,10 @@ def serve(app: App, host: str, port: int, max_upload_mb: int, max_pixels: int, c
         from matcher.web import WebSettings, create_app
     except ImportError as exc:
         raise click.ClickException(f"the web app needs the [web] extra: pip install 'consent-matcher[web]' ({exc})")
+    check_device(device)
     settings = WebSettings(max_upload_bytes=max_upload_mb * 1024 * 1024, max_pixels=max_pixels,
                            secure_cookies=not insecure_cookies, check_workers=check_workers,
-                           check_seconds=check_seconds)
+                           check_seconds=check_seconds, device=device)
     try:
         web = create_app(app.db_path, app.policy, settings, clock=app.clock)
     except (StoreError, OSError) as exc:

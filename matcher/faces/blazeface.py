@@ -7,7 +7,9 @@ the smallest face of interest spans 16 px. :class:`BlazeFaceHogDetector` then
 runs HOG only on a small crop around each proposal, so the faces kept, their
 boxes and their embeddings stay HOG's.
 
-The model (``models/blazeface/``) runs with ``cv2.dnn``: no new dependency.
+The model (``models/blazeface/``) is read from its .tflite file, written as our
+own ONNX model (:mod:`.blazeface_onnx`) and run by onnxruntime (OpenCV's DNN
+module where it is missing), or by PyTorch on a GPU (:mod:`.blazeface_torch`).
 It is loaded on first use, once per process.
 """
 
@@ -21,8 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from matcher.faces.base import ModelsMissing
+from matcher.faces.blazeface_onnx import OUTPUTS, build_onnx_model
 from matcher.faces.geometry import box_from_rect, overlap
 from matcher.faces.hog import HOG_WINDOW, frontal_detector
+from matcher.faces.onnx_run import OnnxNet
 from matcher.model import Box
 
 MODEL_FILE = "face_detection_full_range.tflite"
@@ -34,6 +38,8 @@ MIN_FACE_IN_TILE = 16
 # A low score keeps doubtful proposals: HOG decides. On the throughput corpus
 # (bench/throughput.py) 0.35 proposed all 194 faces HOG finds, 0.5 missed one.
 MIN_SCORE = 0.35
+# Tiles per forward pass: onnxruntime measured fastest per tile near 4 (activations stay in cache).
+BATCH = 4
 
 
 class ProposalModelMissing(ModelsMissing):
@@ -62,16 +68,20 @@ def default_model_path() -> Path:
 
 
 @functools.cache
-def _network(path: Path):
-    import cv2
-
+def _network(path: Path, device: str = "cpu"):
+    """The network (our ONNX model of the .tflite file, or PyTorch's on a GPU) and its anchors."""
     if not path.is_file():
         raise ProposalModelMissing(f"face proposal model missing: {path}")
-    # The classic engine: OpenCV 5's new one returns only one of the two outputs.
-    net = cv2.dnn.readNetFromTFLite(str(path), engine=cv2.dnn.ENGINE_CLASSIC)
+    if device == "cpu":
+        net = OnnxNet(build_onnx_model(path), "input", OUTPUTS)
+        run = net.run
+    else:
+        from matcher.faces.blazeface_torch import TorchBlazeFace  # PyTorch only where asked for
+
+        run = TorchBlazeFace(path, device)
     rows, cols = np.mgrid[0:GRID, 0:GRID]
     anchors = np.stack([(cols.ravel() + 0.5), (rows.ravel() + 0.5)], axis=1).astype(np.float32) * (TILE / GRID)
-    return net, anchors
+    return run, anchors
 
 
 def tiles(height: int, width: int, min_face: float) -> list[tuple[float, int, int]]:
@@ -106,11 +116,11 @@ def _starts(length: int, stride: int) -> list[int]:
 
 
 def propose(rgb: np.ndarray, min_face: float, min_score: float = MIN_SCORE,
-            model: Path | None = None) -> list[Proposal]:
+            model: Path | None = None, device: str = "cpu") -> list[Proposal]:
     """Possible faces of at least ``min_face`` pixels in an RGB image, in its coordinates."""
     import cv2
 
-    net, anchors = _network(model or default_model_path())
+    run, anchors = _network(model or default_model_path(), device)
     height, width = rgb.shape[:2]
     batch, origins = [], []
     levels: dict[float, np.ndarray] = {}
@@ -126,10 +136,9 @@ def propose(rgb: np.ndarray, min_face: float, min_score: float = MIN_SCORE,
         batch.append(tile)
         origins.append((y, x, scale))
     blob = (np.stack(batch).astype(np.float32) * (1 / 127.5) - 1.0).transpose(0, 3, 1, 2)
-    net.setInput(blob)
-    logits, boxes = net.forward(["reshaped_classifier_face_4", "reshaped_regressor_face_4"])
-    logits = logits.reshape(len(batch), -1)
-    boxes = boxes.reshape(len(batch), -1, 16)
+    outputs = [run(blob[start:start + BATCH]) for start in range(0, len(blob), BATCH)]
+    logits = np.concatenate([found[0].reshape(-1, GRID * GRID) for found in outputs])
+    boxes = np.concatenate([found[1].reshape(-1, GRID * GRID, 16) for found in outputs])
     found = []
     min_logit = float(np.log(min_score / (1 - min_score)))
     for index, (y, x, scale) in enumerate(origins):
@@ -165,10 +174,12 @@ class BlazeFaceHogDetector:
     what whole-image HOG reaches, ~40 px of a copy of at most ``detect_max_side``).
     """
 
-    def __init__(self, detect_max_side: int = 1600, min_face: int | None = None, model: Path | None = None):
+    def __init__(self, detect_max_side: int = 1600, min_face: int | None = None, model: Path | None = None,
+                 device: str = "cpu"):
         self.detect_max_side = detect_max_side
         self.min_face = min_face
         self.model = model
+        self.device = device
 
     def decode_side(self, height: int, width: int) -> int:
         # Proposals need little resolution, and HOG then runs on crops zoomed to the face.
@@ -185,7 +196,7 @@ class BlazeFaceHogDetector:
 
         height, width = rgb.shape[:2]
         boxes: list[Box] = []
-        for proposal in propose(rgb, self.smallest_face(height, width, scale), model=self.model):
+        for proposal in propose(rgb, self.smallest_face(height, width, scale), model=self.model, device=self.device):
             side = proposal.side
             centre_x, centre_y = (proposal.left + proposal.right) / 2, (proposal.top + proposal.bottom) / 2
             top, left = max(0, int(centre_y - side)), max(0, int(centre_x - side))

@@ -4,7 +4,7 @@ The same computation as face_recognition's ``face_encodings`` (a test checks
 equality), but the models load lazily, once per process, without the side
 effects of ``import face_recognition`` (``quit()`` when models are missing,
 ``ImageFile.LOAD_TRUNCATED_IMAGES`` flipped globally, all models loaded at
-import). Scans use :mod:`matcher.faces.opencv_resnet`, the same network ten
+import). Scans use :mod:`matcher.faces.onnx_resnet`, the same network ten
 times cheaper; this one stays as the reference, and for ``--jitter``.
 """
 

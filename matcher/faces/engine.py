@@ -16,7 +16,7 @@ from matcher.faces.base import Detector, Embedder, EngineSpec, Face, FaceEngine
 from matcher.faces.blazeface import BlazeFaceHogDetector
 from matcher.faces.dlib_resnet import DlibResnetEmbedder
 from matcher.faces.hog import HogDetector
-from matcher.faces.opencv_resnet import OpenCVResnetEmbedder
+from matcher.faces.onnx_resnet import OnnxResnetEmbedder
 from matcher.model import Box
 
 
@@ -48,7 +48,7 @@ def _hog(spec: "DlibSpec") -> Detector:
 
 def _blazeface(spec: "DlibSpec") -> Detector:
     return BlazeFaceHogDetector(spec.detect_max_side, spec.min_face,
-                                Path(spec.proposal_model) if spec.proposal_model else None)
+                                Path(spec.proposal_model) if spec.proposal_model else None, spec.device)
 
 
 # The detectors a scan may use, by name: ``hog`` searches each whole image, as
@@ -65,10 +65,11 @@ def _torch(spec: "DlibSpec") -> Embedder:
 
 # The runtimes of dlib's ResNet, by name: the same network and weights, the same
 # embeddings (within 1e-3, tested): ``dlib`` itself (the reference, and the only
-# one that jitters), ``opencv`` (cv2.dnn, ten times cheaper) and ``torch``.
+# one that jitters), ``onnx`` (our ONNX model in onnxruntime or OpenCV, ten times
+# cheaper) and ``torch`` (a GPU).
 RUNTIMES = {
     "dlib": lambda spec: DlibResnetEmbedder(spec.jitters),
-    "opencv": lambda spec: OpenCVResnetEmbedder(),
+    "onnx": lambda spec: OnnxResnetEmbedder(),
     "torch": _torch,
 }
 
@@ -90,7 +91,7 @@ class DlibSpec:
     min_face: int | None = None
     jitters: int = 1
     proposal_model: str | None = None
-    runtime: str = "opencv"
+    runtime: str = "onnx"
     device: str = "cpu"
 
     def __post_init__(self):

@@ -41,7 +41,7 @@ import numpy as np
 
 from matcher.faces.dlib_files import dlib_model
 from matcher.faces.hog import frontal_detector
-from matcher.faces.opencv_resnet import OpenCVResnetEmbedder
+from matcher.faces.onnx_resnet import OnnxResnetEmbedder
 from matcher.model import Box
 
 DIRECTIONS = ("left", "right", "up", "down")
@@ -191,7 +191,7 @@ def embed_face(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     """The embedding of the face in ``box`` (left, top, right, bottom): the same as the enrolled ones'."""
     left, top, right, bottom = box
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    return OpenCVResnetEmbedder().embed(rgb, [Box(top, right, bottom, left)])[0]
+    return OnnxResnetEmbedder().embed(rgb, [Box(top, right, bottom, left)])[0]
 
 
 # --------------------------------------------------------------------------- pose

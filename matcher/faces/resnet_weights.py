@@ -4,7 +4,7 @@
 public domain) is dlib's serialization of the network defined in dlib's
 ``dnn_face_recognition_ex.cpp``: the parser below reads it whole, checks the
 layer sequence against that definition and ends exactly at the last byte. Our
-own runtimes (:mod:`matcher.faces.opencv_resnet`, :mod:`matcher.faces.torch_resnet`)
+own runtimes (:mod:`matcher.faces.onnx_resnet`, :mod:`matcher.faces.torch_resnet`)
 run the same network on these weights; their embeddings equal dlib's to within
 3e-6 (tests/faces/test_resnet_runtimes.py).
 

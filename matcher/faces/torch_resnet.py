@@ -1,7 +1,7 @@
 """dlib's face ResNet run by PyTorch, on a CUDA GPU (``--device cuda``) or on the CPU.
 
 An optional runtime (``pip install 'consent-matcher[gpu]'``): the same weights as
-:mod:`matcher.faces.opencv_resnet`, the faces of a batch sent to the device as
+:mod:`matcher.faces.onnx_resnet`, the faces of a batch sent to the device as
 uint8 and normalised there. Convolutions run in float32 with TF32 off: cuDNN's
 default TF32 (a 10-bit mantissa) drifts about as much as half precision, which
 misses the equality with dlib required of every runtime (1e-3).

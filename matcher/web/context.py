@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 from matcher.clock import Clock
 from matcher.faces.liveness import random_prompts
 from matcher.media import DEFAULT_MAX_PIXELS, WorkLimits
-from matcher.observe import ScanOptions
+from matcher.observe import SCAN_ENGINE, ScanOptions
 from matcher.policy import Policy
 from matcher.references import ReferencePhoto
 from matcher.services import Session, open_session
@@ -36,6 +36,7 @@ class WebSettings:
     # at a time) and the work budget of one upload, in seconds.
     check_workers: int = 0
     check_seconds: float = 30.0
+    device: str = "cpu"  # cuda: the face networks on a GPU (PyTorch)
     # The liveness check of self-enrollment: prompts drawn from these directions.
     liveness_directions: tuple[str, ...] = ("left", "right", "up", "down")
     liveness_prompts: int = 3
@@ -135,7 +136,7 @@ class WebContext:
     def __post_init__(self):
         self.pending = PendingEnrollments(self.clock, self.settings.liveness_directions, self.settings.liveness_prompts)
         self.sign_in_failures = SignInFailures(self.clock)
-        options = ScanOptions(max_pixels=self.settings.max_pixels,
+        options = ScanOptions(max_pixels=self.settings.max_pixels, engine=replace(SCAN_ENGINE, device=self.settings.device),
                               limits=WorkLimits(seconds=self.settings.check_seconds))
         self.face_work = FaceWork(self.settings.check_workers, options)
 

@@ -16,7 +16,7 @@ from helpers import SHARED_FACES
 from matcher.faces.dlib_resnet import DlibResnetEmbedder
 from matcher.faces.hog import HogDetector
 from matcher.faces.landmarks import face_chips
-from matcher.faces.opencv_resnet import OpenCVResnetEmbedder, embed_chips
+from matcher.faces.onnx_resnet import OnnxResnetEmbedder, embed_chips
 from matcher.faces.resnet_weights import read_dlib_resnet
 from matcher.model import Box
 
@@ -64,7 +64,7 @@ def test_the_weights_file_is_read_whole_and_checked():
 
 
 def test_opencv_runtime_equals_dlib(faces, dlib_embeddings):
-    ours = OpenCVResnetEmbedder()
+    ours = OnnxResnetEmbedder()
     drifts = np.concatenate([np.linalg.norm(ours.embed(rgb, boxes) - theirs, axis=1)
                              for (rgb, boxes), theirs in zip(faces, dlib_embeddings)])
     assert drifts.max() < EQUAL, drifts.max()
@@ -114,3 +114,14 @@ def test_asking_for_a_missing_gpu_says_so():
     engine = DlibSpec(device="cuda").build()
     with pytest.raises(ModelsMissing, match="--device cuda"):
         engine.embed(np.zeros((200, 200, 3), np.uint8), [Box(10, 110, 110, 10)])
+
+
+def test_the_command_line_refuses_a_missing_gpu_at_once(cli, tmp_path):
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a CUDA GPU")
+    result = cli("scan", "--device", "cuda", tmp_path, ok=False)
+    assert result.exit_code == 1 and "--device cuda" in result.output
+    assert ("PyTorch" in result.output) or ("no CUDA GPU" in result.output)
