@@ -296,3 +296,130 @@ def plot(result: Calibration, distances: np.ndarray, same: np.ndarray, path: str
     figure.suptitle(f"Calibration on {result.source}", fontsize=10)
     figure.tight_layout()
     figure.savefig(path)
+
+
+# -- per quality band ------------------------------------------------------------------------------
+#
+# Uploads are not portraits: small faces in wide shots, reposts, blur, low light. Probes are
+# made from the labelled photos by degrading them here, their faces found and measured as a
+# scan measures them (width in pixels, sharpness, brightness), and compared with the clean
+# photos of everyone (enrolled references are clean photos). Each probe falls in the first
+# band of the layout whose limits its measured quality is under; rates are per band.
+
+DEGRADATIONS = ("clean", "width-40", "width-60", "width-90", "jpeg-20", "blur-2", "motion-9", "dark-noise", "grey")
+
+# The band layout measured when the rules file gives none (ids, and the limits a face is under).
+DEFAULT_BANDS = (
+    ("tiny", {"width_below": 50}),
+    ("dark", {"brightness_below": 60}),
+    ("blurred", {"sharpness_below": 15}),
+    ("small", {"width_below": 80}),
+)
+
+
+def degrade(rgb: np.ndarray, face_width: int, condition: str, rng: np.random.Generator) -> np.ndarray:
+    """The photo as an upload in ``condition`` might show it (``face_width``: its face's width now)."""
+    import io
+
+    import cv2
+    from PIL import Image
+
+    if condition == "clean":
+        return rgb
+    if condition.startswith("width-"):
+        scale = int(condition.split("-")[1]) / face_width
+        size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+        return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    if condition == "jpeg-20":
+        out = io.BytesIO()
+        Image.fromarray(rgb).save(out, "JPEG", quality=20)
+        return np.asarray(Image.open(io.BytesIO(out.getvalue())).convert("RGB"))
+    if condition == "blur-2":
+        return cv2.GaussianBlur(rgb, (0, 0), 2)
+    if condition == "motion-9":
+        kernel = np.zeros((9, 9), np.float32)
+        kernel[4, :] = 1 / 9
+        return cv2.filter2D(rgb, -1, kernel)
+    if condition == "dark-noise":
+        dark = (rgb.astype(np.float32) / 255) ** 2.2 * 0.25 * 255 + rng.normal(0, 6, rgb.shape)
+        return np.clip(dark, 0, 255).astype(np.uint8)
+    if condition == "grey":
+        return np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    raise ValueError(f"unknown degradation {condition!r}")
+
+
+@dataclass
+class Probe:
+    person: str
+    photo: str
+    condition: str
+    band: str
+    embedding: np.ndarray
+
+
+def band_of(quality, layout) -> str:
+    """The first band (``(id, limits)``) whose every limit the face is under, else "general"."""
+    measures = {"width_below": quality.width, "sharpness_below": quality.sharpness,
+                "brightness_below": quality.brightness}
+    for band, limits in layout:
+        if all(measures[key] < value for key, value in limits.items()):
+            return band
+    return "general"
+
+
+def make_probes(people: dict[str, list[str]], engine: FaceEngine, layout, conditions=DEGRADATIONS,
+                seed: int = 0) -> tuple[dict[str, np.ndarray], list[Probe], dict[str, int]]:
+    """(clean embeddings by photo, probes, probes missed per condition: no face found)."""
+    from matcher.faces.quality import measure
+
+    rng = np.random.default_rng(seed)
+    clean, probes, missed = {}, [], {condition: 0 for condition in conditions}
+    for person, photos in people.items():
+        for photo in photos:
+            rgb = np.ascontiguousarray(decode_image(open(photo, "rb").read()))
+            faces = engine.faces(rgb)
+            if len(faces) != 1:
+                continue
+            clean[photo] = faces[0].embedding
+            for condition in conditions:
+                seen = np.ascontiguousarray(degrade(rgb, faces[0].box.width, condition, rng))
+                found = engine.faces(seen)
+                if not found:
+                    missed[condition] += 1
+                    continue
+                face = max(found, key=lambda f: f.box.width)
+                band = band_of(measure(seen, face.box, face.box.width), layout)
+                probes.append(Probe(person, photo, condition, band, face.embedding))
+    return clean, probes, missed
+
+
+def band_rates(clean: dict[str, np.ndarray], owners: dict[str, str], probes: list[Probe], key: str,
+               shipped: dict[str, float]) -> dict[str, dict]:
+    """Per band (``key="band"``) or per condition: pairs, rates at the shipped thresholds, and the
+    thresholds at false accepts <= 0.1 % (match) and <= 1 % (review). A probe is never compared
+    with its own photo."""
+    photos = list(clean)
+    references = np.stack([clean[p] for p in photos])
+    groups: dict[str, list[Probe]] = {}
+    for probe in probes:
+        groups.setdefault(getattr(probe, key), []).append(probe)
+    table = {}
+    for name, members in sorted(groups.items()):
+        distances, same = [], []
+        for probe in members:
+            d = np.linalg.norm(references - probe.embedding, axis=1)
+            keep = np.array([p != probe.photo for p in photos])
+            distances.append(d[keep])
+            same.append(np.array([owners[p] == probe.person for p in photos])[keep])
+        distances, same = np.concatenate(distances), np.concatenate(same)
+        different = int((~same).sum())
+        row = {"probes": len(members), "same_pairs": int(same.sum()), "different_pairs": different}
+        for label, threshold in shipped.items():
+            row[f"at_{label}"] = rates(distances, same, threshold)
+        for label, far in (("match", MATCH_MAX_FAR), ("review", REVIEW_MAX_FAR)):
+            supported = different * far >= 1  # below 1/N false accepts cannot be measured
+            threshold = threshold_at_far(distances, same, far) if supported else None
+            row[f"{label}_at_far"] = None if threshold is None else {
+                "threshold": float(np.floor(threshold * 100) / 100), **rates(distances, same, threshold)}
+        table[name] = row
+    return table

@@ -25,7 +25,7 @@ def item_id(path: str, person_id: int) -> str:
 FACTS_ADDED_LATER = {"verified": True}
 # The face's quality is the face's: the same face has the same quality (its distance, which
 # is hashed, says whether it is the same face), and its band shows in ``match``, also hashed.
-FACTS_OF_THE_FACE = ("face_width", "sharpness", "band")
+FACTS_OF_THE_FACE = ("face_width", "sharpness", "brightness", "band")
 
 
 def facts_sha256(facts: Facts) -> str:
@@ -62,7 +62,8 @@ class Snapshot:
 
     def facts(self, match: MatchFact) -> Facts:
         person = self.people[match.person_id]
-        limits = self.policy.limits(match.face_width, match.sharpness, _own_limits(person, self.policy))
+        limits = self.policy.limits(match.face_width, match.sharpness, match.brightness,
+                                    _own_limits(person, self.policy))
         return Facts(
             person=person.name,
             distance=match.distance,
@@ -78,6 +79,7 @@ class Snapshot:
             context=frozenset(match.context),
             face_width=match.face_width,
             sharpness=match.sharpness,
+            brightness=match.brightness,
             band=limits.band,
         )
 

@@ -167,6 +167,7 @@ class MatchFact:
     distance: float
     face_width: int | None = None  # the face's measured quality
     sharpness: float | None = None
+    brightness: float | None = None
 
 
 # -- decisions -----------------------------------------------------------------------------

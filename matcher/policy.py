@@ -23,13 +23,15 @@ STRENGTHS = ("confident", "possible")
 # the test it makes against the facts.
 _BOOL_FACTS = ("consent", "self_posted", "public_figure", "opted_out", "flood", "verified")
 REASON_FIELDS = {"person", "distance", "match", "uploader", "context", "rule", "flood_limit", "face_width",
-                 "sharpness", "band"}
+                 "sharpness", "brightness", "band"}
 # Conditions on the measured quality of the face decided on: (fact, test).
 _QUALITY_CONDITIONS = {
     "face_width_at_least": ("face_width", lambda fact, limit: fact >= limit),
     "face_width_below": ("face_width", lambda fact, limit: fact < limit),
     "sharpness_at_least": ("sharpness", lambda fact, limit: fact >= limit),
     "sharpness_below": ("sharpness", lambda fact, limit: fact < limit),
+    "brightness_at_least": ("brightness", lambda fact, limit: fact >= limit),
+    "brightness_below": ("brightness", lambda fact, limit: fact < limit),
 }
 
 
@@ -56,7 +58,8 @@ class Facts:
     uploader: str | None = None
     context: frozenset[str] = frozenset()
     face_width: int | None = None  # the face decided on: its width in pixels of the original
-    sharpness: float | None = None  # and its sharpness (None for faces stored before it was measured)
+    sharpness: float | None = None  # its sharpness and brightness (None for faces stored before they were measured)
+    brightness: float | None = None
     band: str | None = None  # the quality band that set the thresholds (None: the general ones)
 
 
@@ -79,12 +82,14 @@ class Band:
     review: float
     width_below: int | None = None
     sharpness_below: float | None = None
+    brightness_below: float | None = None
 
-    def holds(self, face_width: int | None, sharpness: float | None) -> bool:
-        if self.width_below is not None and (face_width is None or face_width >= self.width_below):
-            return False
-        if self.sharpness_below is not None and (sharpness is None or sharpness >= self.sharpness_below):
-            return False
+    def holds(self, face_width: int | None, sharpness: float | None, brightness: float | None = None) -> bool:
+        """True when the face is below every limit the band gives (an unknown measure is never below)."""
+        for limit, value in ((self.width_below, face_width), (self.sharpness_below, sharpness),
+                             (self.brightness_below, brightness)):
+            if limit is not None and (value is None or value >= limit):
+                return False
         return True
 
 
@@ -144,11 +149,11 @@ class Policy:
     flood_limit: int | None = None
     bands: tuple[Band, ...] = ()
 
-    def limits(self, face_width: int | None = None, sharpness: float | None = None,
+    def limits(self, face_width: int | None = None, sharpness: float | None = None, brightness: float | None = None,
                person: Limits | None = None) -> Limits:
         """The thresholds for a face of this quality (its band's, else the general ones), and for a
         person whose own thresholds are tighter (hubs: see matcher.services.calibration)."""
-        band = next((b for b in self.bands if b.holds(face_width, sharpness)), None)
+        band = next((b for b in self.bands if b.holds(face_width, sharpness, brightness)), None)
         match, review = (band.match, band.review) if band else (self.match, self.review)
         if person is not None:
             match, review = min(match, person.match), min(review, person.review)
@@ -183,6 +188,7 @@ def _reason(rule: Rule, facts: Facts) -> str:
         "flood_limit": facts.flood_limit,
         "face_width": facts.face_width,
         "sharpness": facts.sharpness,
+        "brightness": facts.brightness,
         "band": facts.band or "general",
     }
     return rule.reason.format(**values)
@@ -339,13 +345,14 @@ def _bands(tables, general: dict, line_of, fail) -> tuple[Band, ...]:
         if not isinstance(band_id, str) or not band_id or band_id in seen:
             raise fail(line, "each [[thresholds.bands]] needs its own 'id' string")
         seen.add(band_id)
-        unknown = set(table) - {"id", "match", "review", "width_below", "sharpness_below"}
+        criteria = ("width_below", "sharpness_below", "brightness_below")
+        unknown = set(table) - {"id", "match", "review", *criteria}
         if unknown:
             raise fail(line, f"band {band_id!r}: unknown key {sorted(unknown)[0]!r}")
-        if not ("width_below" in table or "sharpness_below" in table):
-            raise fail(line, f"band {band_id!r}: say which faces it is for (width_below and/or sharpness_below)")
+        if not any(key in table for key in criteria):
+            raise fail(line, f"band {band_id!r}: say which faces it is for ({', '.join(criteria)})")
         numbers = {}
-        for key in ("match", "review", "width_below", "sharpness_below"):
+        for key in ("match", "review", *criteria):
             value = table.get(key)
             if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
                 raise fail(line, f"band {band_id!r}: {key} must be a number, 0 or more")
@@ -355,7 +362,7 @@ def _bands(tables, general: dict, line_of, fail) -> tuple[Band, ...]:
         if numbers["match"] > numbers["review"] or numbers["review"] > general["review"]:
             raise fail(line, f"band {band_id!r}: needs match <= review <= thresholds.review (a band only tightens)")
         bands.append(Band(band_id, float(numbers["match"]), float(numbers["review"]), numbers["width_below"],
-                          numbers["sharpness_below"]))
+                          numbers["sharpness_below"], numbers["brightness_below"]))
     return tuple(bands)
 
 

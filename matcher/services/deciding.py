@@ -69,20 +69,19 @@ class Decider:
         for index, face in enumerate(faces):
             frames.setdefault(face.frame_time, []).append(index)
         for indexes in frames.values():
-            qualities = [(faces[i].quality.width, faces[i].quality.sharpness) if faces[i].quality
-                         else (faces[i].box.width, None) for i in indexes]
+            qualities = [(faces[i].quality.width, faces[i].quality.sharpness, faces[i].quality.brightness)
+                         if faces[i].quality else (faces[i].box.width, None, None) for i in indexes]
             for result in self._assign(np.stack([faces[i].embedding for i in indexes]), qualities):
                 if result.person_id is not None:
                     matched[indexes[result.face]] = True
         return matched
 
-    def _assign(self, embeddings: np.ndarray, qualities: list[tuple[int, float | None]]) -> list[Assignment]:
+    def _assign(self, embeddings: np.ndarray, qualities: list[tuple]) -> list[Assignment]:
         """The faces of one image (one frame) given their people: one distance matrix.
 
         A face is given a person only within the review limit of its quality band and of that person.
         """
-        band_review = np.array([self.policy.limits(width, sharp).review for width, sharp in qualities],
-                               dtype=np.float32)
+        band_review = np.array([self.policy.limits(*quality).review for quality in qualities], dtype=np.float32)
         limits = np.minimum(band_review[:, None], self.person_review[None, :])
         return assign(self.gallery.distances(embeddings), self.gallery.person_ids, limits)
 

@@ -15,19 +15,19 @@ import numpy as np
 
 from matcher.model import Observation, Upload
 from matcher.store.core import Database, from_blob, marks, text_path, to_blob
-from matcher.store.decisions import face_width_and_sharpness
+from matcher.store.decisions import face_measures
 
 FACE_BLOCK = 65_536  # embeddings per packed block (16 MiB of float16)
 
 
 @dataclass
 class FrameFaces:
-    """The faces of one image (one video frame): ids, embeddings (k, d), (width, sharpness) each."""
+    """The faces of one image (one video frame): ids, embeddings (k, d), (width, sharpness, brightness) each."""
 
     sha256: str
     ids: list[int] = field(default_factory=list)
     vectors: list = field(default_factory=list)
-    qualities: list[tuple[int, float | None]] = field(default_factory=list)
+    qualities: list[tuple[int, float | None, float | None]] = field(default_factory=list)
     embeddings: np.ndarray | None = None
 
     def done(self) -> "FrameFaces":
@@ -200,7 +200,7 @@ class Observations:
                 current, frame = key, FrameFaces(row["sha256"])
             frame.ids.append(row["id"])
             frame.vectors.append(from_blob(row["embedding"]))
-            frame.qualities.append(face_width_and_sharpness(row["quality"], row["left"], row["right"]))
+            frame.qualities.append(face_measures(row["quality"], row["left"], row["right"]))
         if frame is not None:
             yield frame.done()
 

@@ -17,7 +17,7 @@ ENGINE = "dlib_resnet_v1"
 
 
 def observation(path, sha, vectors):
-    faces = [ObservedFace(Box(0, 10 * i + 10, 10, 10 * i), v) for i, v in enumerate(vectors)]
+    faces = [ObservedFace(Box(0, 100 * i + 100, 100, 100 * i), v) for i, v in enumerate(vectors)]
     return Observation(path=path, engine=ENGINE, size=1, mtime_ns=1, sha256=sha, kind="image", format="jpeg",
                        width=100, height=100, faces=faces)
 

@@ -62,3 +62,30 @@ def test_best_threshold_sits_in_the_gap():
     same = np.array([True, True, True, False, False, False])
     assert best_threshold(distances, same) == pytest.approx(0.4)
     assert best_threshold(np.array([0.5, 0.1]), np.array([False, True])) == pytest.approx(0.3)
+
+
+def test_probes_fall_in_the_first_band_they_are_under_and_rates_are_per_band():
+    from matcher.calibrate import DEFAULT_BANDS, Probe, band_of, band_rates
+    from matcher.model import FaceQuality
+
+    assert band_of(FaceQuality(45, 100.0, 30.0, 20.0), DEFAULT_BANDS) == "tiny"  # also dark: the first one wins
+    assert band_of(FaceQuality(100, 100.0, 30.0, 20.0), DEFAULT_BANDS) == "dark"
+    assert band_of(FaceQuality(70, 100.0, 120.0, 20.0), DEFAULT_BANDS) == "small"
+    assert band_of(FaceQuality(120, 100.0, 120.0, 20.0), DEFAULT_BANDS) == "general"
+
+    rng = np.random.default_rng(0)
+
+    def unit(v):
+        return (v / np.linalg.norm(v)).astype(np.float32)
+
+    centres = {person: unit(rng.normal(size=128)) for person in "abcd"}
+    clean = {f"{p}{i}": unit(centres[p] + 0.02 * rng.normal(size=128)) for p in "abcd" for i in range(3)}
+    owners = {photo: photo[0] for photo in clean}
+    probes = [Probe(owners[photo], photo, "blur", "blurred", clean[photo] + 0.01) for photo in clean]
+    table = band_rates(clean, owners, probes, "band", {"match": 0.55, "review": 0.62})
+    row = table["blurred"]
+    # Each probe against the 11 other photos: 2 of its person, 9 of others (never its own photo).
+    assert (row["probes"], row["same_pairs"], row["different_pairs"]) == (12, 24, 108)
+    assert row["at_match"]["false_accept_rate"] == 0.0 and row["at_match"]["true_accept_rate"] == 1.0
+    assert row["match_at_far"] is None  # 108 pairs cannot show a 0.1 % false-accept rate
+    assert row["review_at_far"]["threshold"] >= 0.55

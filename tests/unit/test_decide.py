@@ -64,3 +64,20 @@ def test_a_verdict_stands_while_its_facts_hold_and_expires_when_they_change():
                            {("/m/a.jpg", 1): review}, "system", "now")
     assert changed.decisions[0].rule == "consent" and changed.expired_reviews == [("/m/a.jpg", 1)]
     assert [e.event for e in changed.audit] == ["decision", "review-expired"]
+
+
+def test_the_faces_quality_and_the_persons_own_thresholds_set_the_match():
+    def decided(people=None, **quality):
+        fact = MatchFact("/m/a.jpg", "sha-a", "bob", (), 1, 1, 1, 0.5, **quality)
+        return Snapshot(POLICY, people or {1: ANN}, [], set(), "2026-11-25").facts(fact)
+
+    clear = decided(face_width=120, sharpness=80.0, brightness=130.0)
+    assert (clear.match, clear.band, clear.brightness) == ("confident", None, 130.0)
+    dark = decided(face_width=120, sharpness=80.0, brightness=20.0)
+    assert (dark.match, dark.band, dark.brightness) == ("possible", "dark", 20.0)
+    assert POLICY.decide(dark).rule == "possible-match"
+    assert decided(face_width=120, sharpness=8.0, brightness=130.0).band == "blurred"
+    hub = Person(1, "Ann", public_figure=False, accounts=[], verified_by="operator", match_threshold=0.47,
+                 review_threshold=0.54)
+    assert decided({1: hub}, face_width=120, sharpness=80.0, brightness=130.0).match == "possible"
+    assert decided({1: hub}, face_width=120, sharpness=80.0, brightness=130.0).band is None

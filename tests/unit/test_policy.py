@@ -122,3 +122,97 @@ def test_every_command_refuses_a_malformed_rules_file(tmp_path, cli):
         assert result.exit_code == 1
         assert f"{bad}:9: rule 'possible': action must be one of" in result.output
     assert not cli.db.exists()  # refused before touching the store
+
+
+# -- the face's quality: conditions, bands, a person's own thresholds ------------------------------
+
+QUALITY_RULES = GOOD.replace(b'''[[rules]]
+id = "sure"''', b'''[[rules]]
+id = "too-small"
+when = { face_width_below = 40 }
+action = "review"
+reason = "{person}: a face of {face_width} px"
+
+[[rules]]
+id = "too-dark"
+when = { brightness_below = 30, sharpness_at_least = 10 }
+action = "review"
+reason = "{person}: brightness {brightness}, sharpness {sharpness}"
+
+[[rules]]
+id = "in-band"
+when = { band_in = ["blurred"], match = "confident" }
+action = "review"
+reason = "{person} in band {band}"
+
+[[rules]]
+id = "sure"''').replace(b"review = 0.6\n", b'''review = 0.6
+
+[[thresholds.bands]]
+id = "dark"
+brightness_below = 60
+match = 0.4
+review = 0.6
+
+[[thresholds.bands]]
+id = "blurred"
+sharpness_below = 15
+width_below = 80
+match = 0.45
+review = 0.55
+''')
+
+
+def test_rules_may_test_the_faces_quality_and_unknown_quality_never_satisfies_them():
+    policy = parse_policy(QUALITY_RULES, "rules.toml")
+    assert policy.decide(facts(face_width=30)).reason == "Ann: a face of 30 px"
+    assert policy.decide(facts(face_width=40)).rule == "sure"
+    assert policy.decide(facts(brightness=20.0, sharpness=12.0)).reason == "Ann: brightness 20.0, sharpness 12.0"
+    assert policy.decide(facts(brightness=20.0, sharpness=9.0)).rule == "sure"  # every condition must hold
+    assert policy.decide(facts(brightness=20.0)).rule == "sure"  # sharpness not measured (an older face)
+    assert policy.decide(facts(band="blurred")).reason == "Ann in band blurred"
+    assert policy.decide(facts(band=None)).rule == "sure"
+
+
+def test_the_first_band_whose_every_limit_a_face_is_under_sets_its_thresholds():
+    policy = parse_policy(QUALITY_RULES, "rules.toml")
+    assert [b.id for b in policy.bands] == ["dark", "blurred"]
+    general = policy.limits(100, 50.0, 120.0)
+    assert (general.match, general.review, general.band) == (0.5, 0.6, None)
+    assert policy.limits(100, 50.0, 59.9).band == "dark"
+    assert policy.limits(100, 50.0, None).band is None  # brightness unknown: never under a limit
+    assert policy.limits(79, 14.9, 120.0).band == "blurred" and policy.limits(80, 14.9, 120.0).band is None
+    assert policy.limits(79, 14.9, 10.0).band == "dark"  # the first band that holds
+    dark = policy.limits(100, 50.0, 10.0)
+    assert policy.strength(0.42, dark) == "possible" and policy.strength(0.42, general) == "confident"
+    # A person's own thresholds apply where tighter than the band's.
+    from matcher.policy import Limits
+
+    own = policy.limits(100, 50.0, 10.0, person=Limits(0.45, 0.5))
+    assert (own.match, own.review, own.band) == (0.4, 0.5, "dark")
+
+
+@pytest.mark.parametrize(
+    "band, words",
+    [
+        (b'id = "x"\nmatch = 0.4\nreview = 0.5', "say which faces it is for"),
+        (b'id = "x"\nwidth_below = 50\nmatch = 0.55\nreview = 0.5', "match <= review"),
+        (b'id = "x"\nwidth_below = 50\nmatch = 0.4\nreview = 0.7', "a band only tightens"),
+        (b'id = "x"\nwidth_below = -1\nmatch = 0.4\nreview = 0.5', "width_below must be a number, 0 or more"),
+        (b'id = "x"\nheight_below = 50\nmatch = 0.4\nreview = 0.5', "unknown key 'height_below'"),
+        (b'id = "dark"\nwidth_below = 50\nmatch = 0.4\nreview = 0.5', "its own 'id'"),
+    ],
+)
+def test_malformed_bands_are_refused(band, words):
+    rules = QUALITY_RULES.replace(b"\n[[rules]]", b"\n[[thresholds.bands]]\n" + band + b"\n\n[[rules]]", 1)
+    with pytest.raises(PolicyError, match=words):
+        parse_policy(rules, "rules.toml")
+
+
+def test_shipped_bands_never_trust_a_face_too_small_dark_or_blurred_as_a_clear_one(policy):
+    assert policy.strength(0.3, policy.limits(39, 100.0, 120.0)) == "possible"  # under 40 px: never confident
+    assert policy.strength(0.5, policy.limits(100, 100.0, 120.0)) == "confident"
+    assert policy.strength(0.5, policy.limits(100, 100.0, 40.0)) == "possible"  # dark
+    assert policy.strength(0.52, policy.limits(100, 10.0, 120.0)) == "possible"  # blurred
+    for width, sharpness, brightness in ((39, 100.0, 120.0), (100, 100.0, 40.0), (100, 10.0, 120.0)):
+        assert policy.limits(width, sharpness, brightness).review == policy.review  # review all the same
