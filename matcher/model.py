@@ -15,12 +15,18 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Box:
-    """A face's bounding box in pixel coordinates of the original image."""
+    """A face's bounding box in pixel coordinates of the original image.
+
+    ``angle``: a face tilted in the picture's plane (degrees, counter-clockwise as the
+    picture shows it) is the box's square turned by this much about its centre; the
+    embedder turns it upright first. Not stored: only the worker that found it uses it.
+    """
 
     top: int
     right: int
     bottom: int
     left: int
+    angle: float = 0.0
 
     def as_list(self) -> list[int]:
         return [self.top, self.right, self.bottom, self.left]

@@ -24,7 +24,7 @@ import numpy as np
 
 from matcher.faces.base import ModelsMissing
 from matcher.faces.blazeface_onnx import OUTPUTS, build_onnx_model
-from matcher.faces.geometry import box_from_rect, overlap
+from matcher.faces.geometry import box_from_rect, overlap, upright
 from matcher.faces.hog import HOG_WINDOW, frontal_detector
 from matcher.faces.onnx_run import OnnxNet
 from matcher.model import Box
@@ -53,6 +53,7 @@ class Proposal:
     top: float
     right: float
     bottom: float
+    roll: float = 0.0  # the eye line's tilt, degrees counter-clockwise as the picture shows it
 
     @property
     def side(self) -> float:
@@ -104,7 +105,12 @@ def tiles(height: int, width: int, min_face: float) -> list[tuple[float, int, in
         xs = _starts(level_w, stride)
         out += [(scale, y, x) for y in ys for x in xs]
         if last:
-            return out
+            # And the whole image at half a tile, centred: a face filling the picture (an avatar, a
+            # tight crop) is too large for the network in the levels above, which it was not
+            # trained to see without a margin. Negative corners: the tile starts before the level.
+            scale = TILE / 2 / max(height, width)
+            level_h, level_w = max(1, round(height * scale)), max(1, round(width * scale))
+            return out + [(scale, -((TILE - level_h) // 2), -((TILE - level_w) // 2))]
         scale /= 2
 
 
@@ -113,6 +119,15 @@ def _starts(length: int, stride: int) -> list[int]:
     if starts[-1] + TILE < length:
         starts.append(length - TILE)
     return starts
+
+
+def cut_tile(level: np.ndarray, y: int, x: int) -> np.ndarray:
+    """The TILE x TILE tile of a level at corner (``y``, ``x``), black where it runs past the level."""
+    tile = np.zeros((TILE, TILE, 3), np.uint8)
+    top, left = max(0, y), max(0, x)
+    part = level[top:y + TILE, left:x + TILE]
+    tile[top - y:top - y + part.shape[0], left - x:left - x + part.shape[1]] = part
+    return tile
 
 
 def propose(rgb: np.ndarray, min_face: float, min_score: float = MIN_SCORE,
@@ -130,10 +145,7 @@ def propose(rgb: np.ndarray, min_face: float, min_score: float = MIN_SCORE,
             # Each level from the one before (a quarter of its pixels or fewer): cheaper than from the photo.
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             previous = levels[scale] = cv2.resize(previous, size, interpolation=cv2.INTER_AREA)
-        tile = levels[scale][y:y + TILE, x:x + TILE]
-        if tile.shape[:2] != (TILE, TILE):
-            tile = cv2.copyMakeBorder(tile, 0, TILE - tile.shape[0], 0, TILE - tile.shape[1], cv2.BORDER_CONSTANT, value=0)
-        batch.append(tile)
+        batch.append(cut_tile(levels[scale], y, x))
         origins.append((y, x, scale))
     blob = (np.stack(batch).astype(np.float32) * (1 / 127.5) - 1.0).transpose(0, 3, 1, 2)
     outputs = [run(blob[start:start + BATCH]) for start in range(0, len(blob), BATCH)]
@@ -148,7 +160,10 @@ def propose(rgb: np.ndarray, min_face: float, min_score: float = MIN_SCORE,
             cy = (anchors[anchor, 1] + dy + y) / scale
             w, h = w / scale, h / scale
             score = float(1 / (1 + np.exp(-logits[index, anchor])))
-            found.append(Proposal(score, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+            # Keypoints 0 and 1: the right and left eye (the person's), as offsets from the anchor.
+            right_eye, left_eye = boxes[index, anchor, 4:6], boxes[index, anchor, 6:8]
+            roll = float(np.degrees(np.arctan2(-(left_eye[1] - right_eye[1]), left_eye[0] - right_eye[0])))
+            found.append(Proposal(score, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, roll))
     return _suppress(found)
 
 
@@ -164,6 +179,9 @@ def _suppress(proposals: list[Proposal], max_overlap: float = 0.3) -> list[Propo
 # HOG looks at a crop where the proposed face spans this many pixels:
 # comfortably above its window, on a crop of about 220 px.
 PROPOSAL_SIDE = 110
+# HOG's window is upright: a face whose eye line BlazeFace sees tilted more than this is
+# turned upright on its crop first (measured with bench/conditions.py: tilt-25, tilt-40).
+UPRIGHT_BEYOND = 12.0
 
 
 class BlazeFaceHogDetector:
@@ -197,17 +215,50 @@ class BlazeFaceHogDetector:
         height, width = rgb.shape[:2]
         boxes: list[Box] = []
         for proposal in propose(rgb, self.smallest_face(height, width, scale), model=self.model, device=self.device):
-            side = proposal.side
-            centre_x, centre_y = (proposal.left + proposal.right) / 2, (proposal.top + proposal.bottom) / 2
-            top, left = max(0, int(centre_y - side)), max(0, int(centre_x - side))
-            bottom, right = min(height, int(centre_y + side)), min(width, int(centre_x + side))
-            if bottom - top < 2 or right - left < 2:
-                continue
-            zoom = PROPOSAL_SIDE / side
-            crop = cv2.resize(rgb[top:bottom, left:right], None, fx=zoom, fy=zoom,
-                              interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR)
-            for rect in frontal_detector()(crop, 0):
-                box = box_from_rect(rect, zoom, rgb.shape, top, left)
+            # The eye line is a rough guess: where turning finds nothing, HOG looks as it stands.
+            found = ((abs(proposal.roll) > UPRIGHT_BEYOND and _hog_upright(rgb, proposal))
+                     or _hog_around(rgb, proposal))
+            for box in found:
                 if all(overlap(box, other) < 0.5 for other in boxes):  # found again from a neighbouring proposal
                     boxes.append(box)
         return boxes
+
+
+def _hog_around(rgb: np.ndarray, proposal: Proposal) -> list[Box]:
+    """HOG on the crop around an upright proposal, zoomed so the face spans PROPOSAL_SIDE px."""
+    import cv2
+
+    height, width = rgb.shape[:2]
+    side = proposal.side
+    centre_x, centre_y = (proposal.left + proposal.right) / 2, (proposal.top + proposal.bottom) / 2
+    top, left = max(0, int(centre_y - side)), max(0, int(centre_x - side))
+    bottom, right = min(height, int(centre_y + side)), min(width, int(centre_x + side))
+    if bottom - top < 2 or right - left < 2:
+        return []
+    zoom = PROPOSAL_SIDE / side
+    crop = cv2.resize(rgb[top:bottom, left:right], None, fx=zoom, fy=zoom,
+                      interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR)
+    return [box_from_rect(rect, zoom, rgb.shape, top, left) for rect in frontal_detector()(crop, 0)]
+
+
+def _hog_upright(rgb: np.ndarray, proposal: Proposal) -> list[Box]:
+    """HOG on the crop around a tilted proposal, turned upright and zoomed as :func:`_hog_around`'s:
+    boxes are the upright faces' squares, centred where the faces are, turned by the roll."""
+    side = proposal.side
+    zoom = PROPOSAL_SIDE / side
+    centre = ((proposal.left + proposal.right) / 2, (proposal.top + proposal.bottom) / 2)
+    crop_side = max(2, round(2 * side))
+    crop, back = upright(rgb, centre, proposal.roll, crop_side)
+    import cv2
+
+    crop = cv2.resize(crop, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR)
+    boxes = []
+    for rect in frontal_detector()(crop, 0):
+        x = (rect.left() + rect.right()) / 2 / zoom
+        y = (rect.top() + rect.bottom()) / 2 / zoom
+        half = (rect.right() - rect.left()) / 2 / zoom
+        cx, cy = back @ np.array([x, y, 1.0])
+        height, width = rgb.shape[:2]
+        boxes.append(Box(max(0, round(cy - half)), min(width, round(cx + half)), min(height, round(cy + half)),
+                         max(0, round(cx - half)), proposal.roll))
+    return boxes

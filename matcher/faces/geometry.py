@@ -17,7 +17,19 @@ def scale_box(box: Box, scale: float, shape: tuple) -> Box:
         right=min(width, round(box.right * scale)),
         bottom=min(height, round(box.bottom * scale)),
         left=max(0, round(box.left * scale)),
+        angle=box.angle,
     )
+
+
+def upright(rgb: np.ndarray, centre: tuple[float, float], angle: float, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """A ``side`` x ``side`` crop of ``rgb`` around ``centre`` (x, y), turned by ``-angle`` degrees so that
+    a face tilted by ``angle`` stands upright in it; and the 2x3 matrix from the crop back to ``rgb``."""
+    import cv2
+
+    to_crop = cv2.getRotationMatrix2D(centre, -angle, 1.0)
+    to_crop[:, 2] += (side / 2 - centre[0], side / 2 - centre[1])
+    crop = cv2.warpAffine(rgb, to_crop, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return crop, cv2.invertAffineTransform(to_crop)
 
 
 def box_from_rect(rect, zoom: float, shape: tuple, top: int = 0, left: int = 0) -> Box:

@@ -12,6 +12,7 @@ import functools
 import numpy as np
 
 from matcher.faces.dlib_files import dlib_model
+from matcher.faces.geometry import upright
 from matcher.faces.resnet_weights import CHIP_SIZE
 from matcher.model import Box
 
@@ -37,9 +38,28 @@ def landmarks(rgb: np.ndarray, boxes: list[Box]):
 
 
 def face_chips(rgb: np.ndarray, boxes: list[Box]) -> np.ndarray:
-    """The aligned chips of ``boxes``: uint8 (N, 150, 150, 3) RGB."""
+    """The aligned chips of ``boxes``: uint8 (N, 150, 150, 3) RGB. A tilted face (``box.angle``)
+    is turned upright on a crop around it first: the landmark model was trained on upright faces."""
     if not boxes:
         return np.empty((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
     dlib, _ = _predictor()
-    chips = dlib.get_face_chips(rgb, landmarks(rgb, boxes), size=CHIP_SIZE, padding=CHIP_PADDING)
-    return np.stack([np.asarray(chip, dtype=np.uint8) for chip in chips])
+    upright_boxes = [box for box in boxes if not box.angle]
+    chips = {}
+    if upright_boxes:
+        found = dlib.get_face_chips(rgb, landmarks(rgb, upright_boxes), size=CHIP_SIZE, padding=CHIP_PADDING)
+        chips.update(zip((id(box) for box in upright_boxes), found))
+    for box in boxes:
+        if box.angle:
+            crop, inside = _upright_crop(rgb, box)
+            chips[id(box)] = dlib.get_face_chip(crop, landmarks(crop, [inside])[0], size=CHIP_SIZE,
+                                                padding=CHIP_PADDING)
+    return np.stack([np.asarray(chips[id(box)], dtype=np.uint8) for box in boxes])
+
+
+def _upright_crop(rgb: np.ndarray, box: Box) -> tuple[np.ndarray, Box]:
+    """A crop around a tilted face, turned so it stands upright, and the face's box in it."""
+    half = max(box.width, box.height) / 2
+    side = max(2, round(4 * half))
+    crop, _ = upright(rgb, ((box.left + box.right) / 2, (box.top + box.bottom) / 2), box.angle, side)
+    return np.ascontiguousarray(crop), Box(round(side / 2 - half), round(side / 2 + half), round(side / 2 + half),
+                                           round(side / 2 - half))

@@ -114,7 +114,8 @@ def test_lfw10_photos_in_other_formats_sideways_and_in_videos(cli, shared_faces,
 def test_blazeface_detector_keeps_the_faces_hog_finds(shared_faces):
     """Phone-size photos (4032x3024, faces 150-700 px, some EXIF-rotated) and LFW originals of all ten
     lfw10 people: HOG around BlazeFace's proposals keeps the faces whole-image HOG finds, and their
-    embeddings stay within the drift of a few pixels' box shift."""
+    embeddings stay within the drift of a few pixels' box shift. Faces turned on their side, which
+    whole-image HOG misses, it finds as well."""
     import io
 
     import numpy as np
@@ -146,7 +147,8 @@ def test_blazeface_detector_keeps_the_faces_hog_finds(shared_faces):
         frame = next(image_frames(data.getvalue(), min_side=lambda w, h: hog.decode_side(h, w)))
         rgb = np.ascontiguousarray(frame.rgb)
         expected, kept = hog.detect(rgb, frame.scale), fast.detect(rgb, frame.scale)
-        assert len(kept) == len(expected)
+        # More only where a face lies on its side, which upright HOG cannot see (the tilt path finds it).
+        assert len(kept) == len(expected) + sum(1 for box in kept if abs(box.angle) > 12)
         for box in expected:
             twin = max(kept, key=lambda other: overlap(box, other))
             assert overlap(box, twin) > 0.6, (box, twin)
@@ -188,3 +190,52 @@ def test_calibrate_on_a_folder_leaves_out_group_photos(cli, shared_faces, tmp_pa
     # 8 people x 5 crops: 8 x C(5,2) same-person pairs, the rest different.
     assert (result["same_pairs"], result["different_pairs"]) == (80, 700)
     assert result["recommended"]["match"] < result["different_distance"]["min"]
+
+
+def test_faces_tilted_in_the_picture_are_found_and_matched(cli, shared_faces, tmp_path):
+    """A head tilted 30 to 60 degrees (a selfie held askew, a photo posted rotated): BlazeFace's eye
+    line turns the crop upright for HOG and for the landmarks, so the face is found and its
+    embedding is the upright face's; an enrolled person's tilted photo is removed, no one else's."""
+    import numpy as np
+    from PIL import Image
+
+    from matcher.faces import process_engine
+    from matcher.observe import SCAN_ENGINE
+
+    engine = process_engine(SCAN_ENGINE)
+    people = sorted(p for p in (shared_faces / "lfw10").iterdir() if p.is_dir())
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    for number, person in enumerate(people):
+        image = Image.open(sorted(person.glob("*.jpg"))[5]).convert("RGB")
+        image = image.resize((image.width * 2, image.height * 2), Image.Resampling.LANCZOS)
+        [upright] = engine.faces(np.asarray(image))
+        angle = (30, -45, 60, -60)[number % 4]
+        tilted = image.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(128, 128, 128))
+        tilted.save(uploads / f"{person.name}.jpg")
+        [face] = engine.faces(np.asarray(tilted))
+        # Turned upright on the way (BlazeFace's eye line is rough, and heads lean in the originals).
+        assert face.box.angle * angle > 0 and abs(face.box.angle) > 20, (person.name, angle, face.box.angle)
+        assert np.linalg.norm(face.embedding - upright.embedding) < 0.2, (person.name, angle)
+
+    enrolled = {"Ariel_Sharon": "Ariel Sharon", "Gerhard_Schroeder": "Gerhard Schroeder"}
+    for folder, name in enrolled.items():
+        cli("enroll", name, *sorted((shared_faces / "lfw10" / folder).glob("*.jpg"))[:2])
+    assert cli.json("scan", uploads)["errors"] == 0
+    flagged = {name: entry["decision"] for name, entry in cli.report().items() if entry["decision"] != "none"}
+    assert flagged == {f"{folder}.jpg": "remove" for folder in enrolled}
+
+
+def test_faces_that_fill_the_picture_are_found(shared_faces):
+    """Tight portrait crops (an avatar, a cropped repost): all 40 bbt crops, 150 px with the face
+    filling them, are found by the scan's detector as by whole-image HOG."""
+    import numpy as np
+    from PIL import Image
+
+    from matcher.faces import process_engine
+    from matcher.observe import SCAN_ENGINE
+
+    engine = process_engine(SCAN_ENGINE)
+    crops = sorted(p for p in (shared_faces / "bbt").glob("*/*.png") if p.parent.name != "group")
+    missed = [p.name for p in crops if len(engine.detect(np.asarray(Image.open(p).convert("RGB")))) != 1]
+    assert len(crops) == 40 and missed == []

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from helpers import SHARED_FACES, on_canvas
-from matcher.faces.blazeface import GRID, MIN_SCORE, TILE, default_model_path, tiles
+from matcher.faces.blazeface import GRID, MIN_SCORE, TILE, cut_tile, default_model_path, tiles
 from matcher.faces.blazeface_onnx import OUTPUTS, build_onnx_model
 from matcher.faces.onnx_run import OnnxNet
 
@@ -28,9 +28,7 @@ def real_tiles(demo_folder) -> np.ndarray:
         for scale, y, x in tiles(height, width, 40):
             level = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
                                interpolation=cv2.INTER_AREA)
-            tile = level[y:y + TILE, x:x + TILE]
-            cut.append(cv2.copyMakeBorder(tile, 0, TILE - tile.shape[0], 0, TILE - tile.shape[1],
-                                          cv2.BORDER_CONSTANT, value=0))
+            cut.append(cut_tile(level, y, x))
     return (np.stack(cut).astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2)
 
 
