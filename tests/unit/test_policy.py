@@ -216,3 +216,10 @@ def test_shipped_bands_never_trust_a_face_too_small_dark_or_blurred_as_a_clear_o
     assert policy.strength(0.52, policy.limits(100, 10.0, 120.0)) == "possible"  # blurred
     for width, sharpness, brightness in ((39, 100.0, 120.0), (100, 100.0, 40.0), (100, 10.0, 120.0)):
         assert policy.limits(width, sharpness, brightness).review == policy.review  # review all the same
+
+
+def test_a_flood_sends_weaker_matches_to_review_and_lets_strong_ones_stand(policy):
+    assert policy.decide(facts(flood=True, distance=0.5)).rule == "flood-guard"
+    assert policy.decide(facts(flood=True, distance=0.6, match="possible")).rule == "flood-guard"
+    assert (policy.decide(facts(flood=True, distance=0.4)).action,
+            policy.decide(facts(flood=True, distance=0.4)).rule) == ("remove", "no-consent")
