@@ -31,7 +31,9 @@ def test_an_animation_of_identical_frames_stops_at_its_frame_budget(tmp_path):
     assert path.stat().st_size < 50_000
     seconds, error = observed(path)
     assert error.startswith("animation needs more than 1,000,000,000 pixels decoded (the work budget")
-    assert seconds < 15, seconds  # was 42 s
+    # The pixel budget is what bounds it (1e9 pixels decoded: 12.5 s on an idle 2-core machine,
+    # 15.8 s beside other work); before the budget, 42 s. The bound leaves room for a busy CI.
+    assert seconds < 30, seconds
 
 
 def test_a_million_frames_gif_is_not_read_to_its_end(tmp_path):
