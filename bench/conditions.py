@@ -1,7 +1,7 @@
 """How the scan does in real upload conditions, beside face_recognition's CLI.
 
     .venv/bin/python bench/conditions.py [--faces ../shared/faces] [--only NAME,...] [--ours-only]
-                                         [--keep DIR] [--cpus N] [--scan-args "ARGS"]
+                                         [--keep DIR] [--cpus N] [--scan-args "ARGS"] [--background]
 
 Enrolls six lfw10 people from two photos each; everyone else in ../shared/faces
 (the other four lfw10 people, the bbt characters, face_recognition's examples)
@@ -21,7 +21,16 @@ Each folder also holds strangers' photos treated the same way. Every face
 found is matched to the face placed there (ground truth), and the table gives,
 per condition and tool: recall of the enrolled people (remove or review),
 their removals without review, wrong removals (a stranger's face removed, or a
-person removed as someone else), and the share of stranger faces sent to review.
+person removed as someone else), and the share of stranger faces sent to review,
+and per enrolled person the stranger faces they drew (review or removal).
+
+--background: before each condition, our scan first scans a background folder
+(every stranger photo shrunk to a 60 px face in a wide shot, at JPEG 20,
+blurred, darkened and grey: 400 faces, built once) and measures each enrolled
+person's own thresholds against it (`consent-matcher thresholds`), as a
+deployment's stored faces that matched no one would. Its strangers are the same
+people as the conditions' strangers (the faces at hand are few), in other
+pictures: as on a platform, where the same people are uploaded again and again.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,6 +129,15 @@ def _turned_box(box, size, turned_size, angle: float) -> tuple[int, int, int, in
     y = -cx * np.sin(a) + cy * np.cos(a) + turned_size[1] / 2
     half = (right - left) / 2
     return round(x - half), round(y - half), round(x + half), round(y + half)
+
+
+def moved_box(box, size, new_size, condition: str) -> tuple[int, int, int, int]:
+    """Where the face's box is after ``degrade``: scaled with the picture, flipped with a mirror image."""
+    left, top, right, bottom = box
+    if condition == "mirror":
+        left, right = size[0] - right, size[0] - left
+    scale = new_size[0] / size[0]
+    return round(left * scale), round(top * scale), round(right * scale), round(bottom * scale)
 
 
 def degrade(image: Image.Image, condition: str, rng: np.random.Generator) -> Image.Image:
@@ -222,26 +241,59 @@ def build(faces: Path, out: Path, only: tuple[str, ...]) -> Corpus:
             for who, paths in [*held_out.items(), (None, strangers)]:
                 for index, path in enumerate(paths):
                     photo = load(path)
-                    save(degrade(photo, condition, nprng), f"{who or 'stranger'}-{index:03d}.jpg",
-                         [Placed(who, face_box(photo))])
+                    changed = degrade(photo, condition, nprng)
+                    save(changed, f"{who or 'stranger'}-{index:03d}.jpg",
+                         [Placed(who, moved_box(face_box(photo), photo.size, changed.size, condition))])
     return corpus
+
+
+def build_background(faces: Path, out: Path) -> Path:
+    """Strangers' photos as uploads show them: the background of faces that match no one."""
+    folder = out / "background"
+    if folder.is_dir():
+        return folder
+    folder.mkdir()
+    rng, nprng = random.Random(11), np.random.default_rng(11)
+    _, strangers = photos(faces)
+    scenes = backgrounds(rng)
+    for index, path in enumerate(strangers):
+        photo = Image.open(path).convert("RGB")
+        canvas, _ = on_phone_canvas(photo, rng.choice(scenes), 60, rng)
+        canvas.save(folder / f"small-{index:03d}.jpg", quality=92)
+        for condition in ("repost", "motion-blur", "low-light", "grey"):
+            degrade(photo, condition, nprng).save(folder / f"{condition}-{index:03d}.jpg", quality=92)
+    return folder
 
 
 # -- running the tools -------------------------------------------------------------------------
 
 
-def run_ours(corpus: Corpus, condition: str, work: Path, cpus: int, scan_args: list[str]) -> dict[str, list[dict]]:
-    """{image path: [faces: {box, person, decision}]} from our scan's report."""
-    db = work / f"{condition}.db"
+def run_ours(corpus: Corpus, condition: str, work: Path, cpus: int, scan_args: list[str],
+             background: Path | None = None) -> dict[str, list[dict]]:
+    """{image path: [faces: {box, person, decision}]} from our scan's report (of the condition's folder)."""
+    db = work / f"{condition}{'-bg' if background else ''}.db"
+    if db.exists():
+        db.unlink()
     python = [sys.executable, "-m", "matcher", "--db", str(db)]
     for person in ENROLLED:
         subprocess.run([*python, "enroll", person.replace("_", " "), *sorted(map(str, corpus.known.glob(f"{person}_*")))],
                        check=True, capture_output=True)
+    if background is not None:
+        subprocess.run([*python, "scan", "--workers", str(cpus), "--quiet", *scan_args, str(background)],
+                       check=True, capture_output=True)
+        measured = json.loads(subprocess.run([*python, "thresholds", "--json"], check=True, capture_output=True,
+                                             text=True).stdout)
+        print(f"{'':12} ours   background of {measured['background_faces']} faces, typical tail "
+              f"{measured['typical_tail']}; own thresholds: "
+              + (", ".join(f"{row['person']} {row['match']:.3f}/{row['review']:.3f}"
+                           for row in measured["own_thresholds"]) or "none"), flush=True)
     subprocess.run([*python, "scan", "--workers", str(cpus), "--quiet", *scan_args, str(corpus.folders[condition])],
                    check=True, capture_output=True)
     report = json.loads(subprocess.run([*python, "report", "--json"], check=True, capture_output=True, text=True).stdout)
     found = {}
     for entry in report:
+        if Path(entry["path"]).parent != corpus.folders[condition].resolve():
+            continue
         found[entry["path"]] = [{"box": face["box"], "person": face["person"] and face["person"].replace(" ", "_"),
                                  "decision": face["decision"]} for face in entry["faces"]]
     return found
@@ -277,6 +329,7 @@ class Score:
     wrong_removals: int = 0
     strangers: int = 0
     strangers_to_review: int = 0
+    drawn: Counter = field(default_factory=Counter)  # enrolled person -> stranger faces flagged as them
 
     def row(self) -> str:
         return (f"recall {100 * self.found / max(1, self.enrolled):5.1f} % ({self.found}/{self.enrolled}), "
@@ -305,6 +358,8 @@ def score(corpus: Corpus, condition: str, found: dict[str, list[dict]], with_box
             flagged = match is not None and match["person"] is not None and match["decision"] in ("remove", "review")
             if truth.person is None:
                 result.strangers += 1
+                if flagged:
+                    result.drawn[match["person"]] += 1
                 if flagged and match["decision"] == "remove":
                     result.wrong_removals += 1
                 elif flagged:
@@ -332,6 +387,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="Build (or reuse) the corpus here and keep it.")
     parser.add_argument("--ours-only", action="store_true")
     parser.add_argument("--scan-args", default="", help="Extra arguments for our scan.")
+    parser.add_argument("--background", action="store_true",
+                        help="Measure own thresholds against a background of strangers first (see above).")
     args = parser.parse_args()
     only = tuple(c for c in args.only.split(",") if c)
     work = args.keep or Path(tempfile.mkdtemp(prefix="cm-conditions-"))
@@ -346,10 +403,16 @@ def main() -> None:
         truth_file.write_text(json.dumps({p: [{"person": t.person, "box": t.box} for t in faces]
                                           for p, faces in corpus.truth.items()}))
         print(f"built {len(corpus.truth)} images in {time.monotonic() - started:.0f} s", flush=True)
+    background = build_background(args.faces, work) if args.background else None
     totals = {"ours": Score(), "theirs": Score()}
     for condition in only:
-        ours = score(corpus, condition, run_ours(corpus, condition, work, args.cpus, args.scan_args.split()), True)
+        ours = score(corpus, condition, run_ours(corpus, condition, work, args.cpus, args.scan_args.split(),
+                                                 background), True)
         print(f"{condition:12} ours   {ours.row()}", flush=True)
+        if ours.drawn:
+            print(f"{'':12} ours   strangers drawn: " + ", ".join(
+                f"{person} {count} ({100 * count / ours.strangers:.2f} %)" for person, count in ours.drawn.most_common()),
+                flush=True)
         rows = [("ours", ours)]
         if not args.ours_only:
             theirs = score(corpus, condition, run_theirs(corpus, condition, args.cpus), False)
@@ -358,7 +421,7 @@ def main() -> None:
         for name, result in rows:
             total = totals[name]
             for key in vars(total):
-                setattr(total, key, getattr(total, key) + getattr(result, key))
+                setattr(total, key, getattr(total, key) + getattr(result, key))  # Counters add too
     print(f"{'all':12} ours   {totals['ours'].row()}")
     if not args.ours_only:
         print(f"{'':12} theirs {totals['theirs'].row()}")

@@ -71,10 +71,15 @@ def people(app: App, as_json: bool) -> None:
     everyone = app.session.store.people.all()
     lines = [f"{p.name}\t{p.references} reference(s)" + ("\tpublic figure" if p.public_figure else "")
              + ("" if p.opted_out else "\topt-out paused")
-             + (f"\tverified ({p.verified_by})" if p.verified else "\tunverified") for p in everyone]
+             + (f"\tverified ({p.verified_by})" if p.verified else "\tunverified")
+             + (f"\town thresholds {p.match_threshold} / {p.review_threshold}" if p.match_threshold is not None else "")
+             for p in everyone]
     emit(
         [{"name": p.name, "references": p.references, "public_figure": p.public_figure, "accounts": p.accounts,
-          "opted_out": p.opted_out, "verified_by": p.verified_by} for p in everyone],
+          "opted_out": p.opted_out, "verified_by": p.verified_by,
+          "own_thresholds": None if p.match_threshold is None else {"match": p.match_threshold,
+                                                                    "review": p.review_threshold}}
+         for p in everyone],
         as_json,
         "\n".join(lines) or "nobody enrolled",
     )
@@ -185,4 +190,34 @@ def access_code(app: App, name: str, as_json: bool) -> None:
          f"access code for {person.name}: {code}\n(shown once; only its hash is kept)")
 
 
-COMMANDS = [enroll, people, verify, opt_in, opt_out, forget, compact, access_code]
+
+
+@click.command()
+@json_option
+@pass_app
+def thresholds(app: App, as_json: bool) -> None:
+    """Measure every enrolled person against the stored faces that matched no one, and tighten the
+    thresholds of those whose references draw strangers beyond the others ("hubs").
+
+    Scans do this themselves whenever those stored faces have grown by a fifth.
+    """
+    from matcher.services import calibration
+
+    done = calibration.recompute_thresholds(app.session, cli_actor())
+    names = {person.id: person.name for person in app.session.store.people.all()}
+    data = done.as_dict(names)
+    if done.typical_tail is None:
+        text = (f"{done.background} stored faces match no one: too few to measure anyone against "
+                f"(each person needs {calibration.hubs.MIN_BACKGROUND} beyond their review limit)")
+    else:
+        text = "\n".join([
+            f"{done.measured} people measured against {done.background} stored faces that match no one; "
+            f"typical near-stranger distance {done.typical_tail:.3f}",
+            *(f"{row['person']}\tnear strangers at {row['tail']:.3f}: match {row['match']:.3f}, review {row['review']:.3f}"
+              for row in data["own_thresholds"]),
+            f"{len(done.own)} with their own thresholds, {len(done.changed)} changed",
+        ])
+    emit(data, as_json, text)
+
+
+COMMANDS = [enroll, people, verify, opt_in, opt_out, forget, compact, access_code, thresholds]

@@ -6,8 +6,9 @@ date), :mod:`~matcher.services.enrollment`, :mod:`~matcher.services.people`
 (opt-in/out, erasure), :mod:`~matcher.services.consents`,
 :mod:`~matcher.services.reviews`, :mod:`~matcher.services.access` (access
 codes, tokens, API keys, sessions), :mod:`~matcher.services.scanning`
-(folders and single uploads) and :mod:`~matcher.services.deciding` (match and
-re-decide from stored facts).
+(folders and single uploads), :mod:`~matcher.services.deciding` (match and
+re-decide from stored facts) and :mod:`~matcher.services.calibration` (each
+person's own thresholds against hubs).
 """
 
 from matcher.services.errors import ActionError, MissingScope

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from matcher.model import NewAuditEntry, Person
 from matcher.references import ReferencePhoto, check_same_person
+from matcher.services import calibration
 from matcher.services.session import Session
 
 
@@ -44,6 +45,7 @@ def enroll(session: Session, name: str, photos: list[ReferencePhoto], actor: str
             mark_verified(session, person, verified_by, actor, by=actor)
     if added:
         store.observations.bump_gallery_version()
+        calibration.for_new_references(session, person.id, actor)
     started = time.perf_counter()
     affected = session.decider(actor).match_new_references(person.id)
     seconds = time.perf_counter() - started

@@ -20,6 +20,7 @@ from matcher.faces import ModelsMissing
 from matcher.model import Observation, Upload
 from matcher.observe import ScanOptions, observe, observe_shipped, read_for_shipping
 from matcher.policy import SEVERITY
+from matcher.services import calibration
 from matcher.services.deciding import Decider
 from matcher.services.flood import FloodGuard
 from matcher.services.session import Session
@@ -225,6 +226,7 @@ class FolderScan:
         if not self.summary.interrupted:
             self.summary.gone = store.observations.forget_unseen([os.path.abspath(f) for f in folders], self.number)
         store.observations.pack_blocks()  # so that the next enrollment's retroactive matching reads them fast
+        calibration.after_scan(self.session, "system")  # the background grew: hubs may show now
 
 
 def record_upload(session: Session, obs: Observation, upload: Upload | None = None) -> str | None:

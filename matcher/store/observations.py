@@ -17,6 +17,8 @@ from matcher.model import Observation, Upload
 from matcher.store.core import Database, from_blob, marks, text_path, to_blob
 from matcher.store.decisions import face_measures
 
+# Stored faces with an embedding that match no enrolled person.
+_UNMATCHED = "FROM faces f LEFT JOIN matches m ON m.face_id = f.id WHERE f.embedding IS NOT NULL AND m.person_id IS NULL"
 FACE_BLOCK = 65_536  # embeddings per packed block (16 MiB of float16)
 
 
@@ -218,6 +220,17 @@ class Observations:
             self._unpack_from(min(face_ids))
         self.db.delete_in("decisions", "face_id", face_ids)
         self.db.delete_in("faces", "id", face_ids)
+
+    def unmatched_sample(self, limit: int) -> np.ndarray:
+        """Embeddings of up to ``limit`` stored faces that match no one, spread evenly over all of
+        them (every n-th by id): the background each person's thresholds are measured against."""
+        step = max(1, self.unmatched_count() // max(1, limit))
+        rows = self.db.query(f"SELECT f.embedding {_UNMATCHED} AND f.id % ? = 0 ORDER BY f.id LIMIT ?", [step, limit])
+        vectors = [from_blob(row["embedding"]) for row in rows]
+        return np.stack(vectors) if vectors else np.empty((0, 128), np.float32)
+
+    def unmatched_count(self) -> int:
+        return self.db.one(f"SELECT count(*) {_UNMATCHED}") or 0
 
     def blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(face ids, float16 embeddings)`` of every stored face with an embedding, in blocks.

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "matcher"
 # Lowest first. A module belongs to the first prefix it starts with.
 LAYERS = [
     ("model", ["matcher.model", "matcher.clock"]),  # and the package's own __init__ (its version only)
-    ("core", ["matcher.policy", "matcher.gallery", "matcher.audit", "matcher.decide", "matcher.media",
+    ("core", ["matcher.policy", "matcher.gallery", "matcher.hubs", "matcher.audit", "matcher.decide", "matcher.media",
               "matcher.manifest", "matcher.walk", "matcher.executors", "matcher.cluster"]),
     ("faces", ["matcher.faces", "matcher.references", "matcher.calibrate", "matcher.observe"]),
     ("store", ["matcher.store"]),
