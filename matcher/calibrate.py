@@ -306,11 +306,13 @@ def plot(result: Calibration, distances: np.ndarray, same: np.ndarray, path: str
 # photos of everyone (enrolled references are clean photos). Each probe falls in the first
 # band of the layout whose limits its measured quality is under; rates are per band.
 
-DEGRADATIONS = ("clean", "width-40", "width-60", "width-90", "jpeg-20", "blur-2", "motion-9", "dark-noise", "grey")
+DEGRADATIONS = ("clean", "width-28", "width-32", "width-40", "width-60", "width-90", "jpeg-20", "blur-2", "motion-9",
+                "dark-noise", "grey")
 
 # The band layout measured when the rules file gives none (ids, and the limits a face is under).
 DEFAULT_BANDS = (
-    ("tiny", {"width_below": 50}),
+    ("unmeasured", {"width_below": 28}),
+    ("tiny", {"width_below": 40}),
     ("dark", {"brightness_below": 60}),
     ("blurred", {"sharpness_below": 15}),
     ("small", {"width_below": 80}),

@@ -21,7 +21,7 @@ from matcher.faces import DlibSpec, ModelsMissing, process_engine
 @click.option("--jitter", type=click.IntRange(1, 100), default=1, show_default=True,
               help="Re-sampled copies averaged per embedding (dlib's published 99.38 % uses 100).")
 @click.option("--bands", is_flag=True,
-              help="Per band of face quality instead: degrade the photos (faces of 40/60/90 px, JPEG 20, blur, "
+              help="Per band of face quality instead: degrade the photos (faces of 28/32/40/60/90 px, JPEG 20, blur, "
                    "motion, low light with noise, grey), measure each face as a scan does, and give true and "
                    "false accepts and the thresholds per band (those of the rules file, or a default layout).")
 @json_option

@@ -68,7 +68,8 @@ def test_probes_fall_in_the_first_band_they_are_under_and_rates_are_per_band():
     from matcher.calibrate import DEFAULT_BANDS, Probe, band_of, band_rates
     from matcher.model import FaceQuality
 
-    assert band_of(FaceQuality(45, 100.0, 30.0, 20.0), DEFAULT_BANDS) == "tiny"  # also dark: the first one wins
+    assert band_of(FaceQuality(35, 100.0, 30.0, 20.0), DEFAULT_BANDS) == "tiny"  # also dark: the first one wins
+    assert band_of(FaceQuality(25, 100.0, 120.0, 20.0), DEFAULT_BANDS) == "unmeasured"
     assert band_of(FaceQuality(100, 100.0, 30.0, 20.0), DEFAULT_BANDS) == "dark"
     assert band_of(FaceQuality(70, 100.0, 120.0, 20.0), DEFAULT_BANDS) == "small"
     assert band_of(FaceQuality(120, 100.0, 120.0, 20.0), DEFAULT_BANDS) == "general"

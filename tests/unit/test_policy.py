@@ -210,11 +210,14 @@ def test_malformed_bands_are_refused(band, words):
 
 
 def test_shipped_bands_never_trust_a_face_too_small_dark_or_blurred_as_a_clear_one(policy):
-    assert policy.strength(0.3, policy.limits(39, 100.0, 120.0)) == "possible"  # under 40 px: never confident
+    assert policy.strength(0.3, policy.limits(27, 100.0, 120.0)) == "possible"  # under 28 px: never confident
+    assert policy.strength(0.5, policy.limits(39, 100.0, 120.0)) == "confident"  # 28-39 px: 0.50 at most
+    assert policy.strength(0.52, policy.limits(39, 100.0, 120.0)) == "possible"
     assert policy.strength(0.5, policy.limits(100, 100.0, 120.0)) == "confident"
     assert policy.strength(0.5, policy.limits(100, 100.0, 40.0)) == "possible"  # dark
     assert policy.strength(0.52, policy.limits(100, 10.0, 120.0)) == "possible"  # blurred
-    for width, sharpness, brightness in ((39, 100.0, 120.0), (100, 100.0, 40.0), (100, 10.0, 120.0)):
+    for width, sharpness, brightness in ((27, 100.0, 120.0), (39, 100.0, 120.0), (100, 100.0, 40.0),
+                                         (100, 10.0, 120.0)):
         assert policy.limits(width, sharpness, brightness).review == policy.review  # review all the same
 
 
