@@ -28,7 +28,9 @@ and per enrolled person the stranger faces they drew (review or removal).
 (every stranger photo shrunk to a 60 px face in a wide shot, at JPEG 20,
 blurred, darkened and grey: 400 faces, built once) and measures each enrolled
 person's own thresholds against it (`consent-matcher thresholds`), as a
-deployment's stored faces that matched no one would. Its strangers are the same
+deployment's stored faces that matched no one would (scans themselves do not
+measure here: the strangers scored must not set the thresholds they are scored
+against). Its strangers are the same
 people as the conditions' strangers (the faces at hand are few), in other
 pictures: as on a platform, where the same people are uploaded again and again.
 """
@@ -274,7 +276,14 @@ def run_ours(corpus: Corpus, condition: str, work: Path, cpus: int, scan_args: l
     db = work / f"{condition}{'-bg' if background else ''}.db"
     if db.exists():
         db.unlink()
-    python = [sys.executable, "-m", "matcher", "--db", str(db)]
+    # The shipped rules, but scans do not measure own thresholds: the strangers scanned here
+    # are the ones scored, and must not teach the thresholds they are scored against.
+    from matcher.policy import default_policy_path
+
+    rules = work / "rules.toml"
+    rules.write_text(default_policy_path().read_text().replace("measure_after_scans = true",
+                                                               "measure_after_scans = false"))
+    python = [sys.executable, "-m", "matcher", "--db", str(db), "--policy", str(rules)]
     for person in ENROLLED:
         subprocess.run([*python, "enroll", person.replace("_", " "), *sorted(map(str, corpus.known.glob(f"{person}_*")))],
                        check=True, capture_output=True)

@@ -26,7 +26,7 @@ from matcher.gallery import Gallery
 
 TAIL_QUANTILE = 0.02  # the low tail of a person's background distances that is compared
 MIN_BACKGROUND = 200  # fewer faces than this beyond review: no tail can be measured
-TOLERANCE = 0.01  # a tail this close to the typical one is typical
+TOLERANCE = 0.01  # a tail this close to the typical one is typical (thresholds move in steps of this)
 MAX_SHIFT = 0.08  # never move a person's thresholds in by more (a bad background must not blind the scan)
 PEOPLE_PER_BLOCK = 2048  # people compared with the background at once (bounds memory: faces x block)
 
@@ -72,7 +72,8 @@ def own_thresholds(person_ids: np.ndarray, tails: np.ndarray, match: float, revi
         if typical is None or tail is None or typical - tail <= TOLERANCE:
             out.append(OwnThresholds(person_id, tail, None, None))
             continue
-        shift = min(MAX_SHIFT, typical - tail)
+        # In steps of 0.01: the tail moves a little with every scan; thresholds should not.
+        shift = round(min(MAX_SHIFT, typical - tail), 2)
         out.append(OwnThresholds(person_id, tail, round(match - shift, 4), round(review - shift, 4)))
     return out
 

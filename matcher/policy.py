@@ -148,6 +148,8 @@ class Policy:
     # [flood_guard] max_media_per_person_per_scan (None: no guard).
     flood_limit: int | None = None
     bands: tuple[Band, ...] = ()
+    # [hubs] measure_after_scans: scans measure each person's own thresholds when the background grew.
+    hubs_after_scans: bool = True
 
     def limits(self, face_width: int | None = None, sharpness: float | None = None, brightness: float | None = None,
                person: Limits | None = None) -> Limits:
@@ -235,7 +237,7 @@ def _validate(data: dict, lines: list[str], path: str, digest: str) -> Policy:
                 return number + 1
         return None
 
-    unknown = set(data) - {"version", "thresholds", "rules", "retention", "flood_guard"}
+    unknown = set(data) - {"version", "thresholds", "rules", "retention", "flood_guard", "hubs"}
     if unknown:
         key = sorted(unknown)[0]
         raise fail(line_of(rf"^\s*\[?\s*{re.escape(key)}\b"), f"unknown top-level key {key!r}")
@@ -326,12 +328,13 @@ def _validate(data: dict, lines: list[str], path: str, digest: str) -> Policy:
     bands = _bands(thresholds.get("bands", []), values, line_of, fail)
     keep = _table(data, "retention", {"keep_unmatched_embeddings": bool}, line_of, fail)
     guard = _table(data, "flood_guard", {"max_media_per_person_per_scan": int}, line_of, fail)
+    hubs = _table(data, "hubs", {"measure_after_scans": bool}, line_of, fail)
     limit = guard.get("max_media_per_person_per_scan")
     if limit is not None and limit < 1:
         raise fail(line_of(r"^\s*max_media_per_person_per_scan\s*="), "max_media_per_person_per_scan must be at least 1")
     return Policy(path, digest, values["match"], values["review"], tuple(rules),
                   keep_unmatched_embeddings=keep.get("keep_unmatched_embeddings", True), flood_limit=limit,
-                  bands=bands)
+                  bands=bands, hubs_after_scans=hubs.get("measure_after_scans", True))
 
 
 def _bands(tables, general: dict, line_of, fail) -> tuple[Band, ...]:

@@ -59,6 +59,8 @@ def recompute_thresholds(session: Session, actor: str) -> Recomputed:
 
 def after_scan(session: Session, actor: str) -> Recomputed | None:
     """Recompute everyone when the background has grown enough since the last time (None: it has not)."""
+    if not session.policy.hubs_after_scans:
+        return None
     store = session.store
     count = store.observations.unmatched_count()
     last = store.database.get_meta(_BACKGROUND)

@@ -225,7 +225,9 @@ class Observations:
         """Embeddings of up to ``limit`` stored faces that match no one, spread evenly over all of
         them (every n-th by id): the background each person's thresholds are measured against."""
         step = max(1, self.unmatched_count() // max(1, limit))
-        rows = self.db.query(f"SELECT f.embedding {_UNMATCHED} AND f.id % ? = 0 ORDER BY f.id LIMIT ?", [step, limit])
+        # Every step-th id, in integer arithmetic that every SQL dialect reads alike (no % operator).
+        rows = self.db.query(f"SELECT f.embedding {_UNMATCHED} AND f.id - (f.id / ?) * ? = 0 ORDER BY f.id LIMIT ?",
+                             [step, step, limit])
         vectors = [from_blob(row["embedding"]) for row in rows]
         return np.stack(vectors) if vectors else np.empty((0, 128), np.float32)
 

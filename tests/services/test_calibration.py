@@ -85,3 +85,16 @@ def test_nothing_is_measured_on_too_few_stored_faces(tmp_path):
         done = calibration.recompute_thresholds(session, "test")
         assert (done.typical_tail, done.own, done.changed) == (None, [], [])
         assert calibration.after_scan(session, "test") is None
+
+
+def test_rules_may_leave_the_measuring_to_the_command(tmp_path):
+    from matcher.policy import default_policy_path, parse_policy
+
+    shipped = default_policy_path().read_bytes()
+    assert b"measure_after_scans = true" in shipped
+    rules = parse_policy(shipped.replace(b"measure_after_scans = true", b"measure_after_scans = false"))
+    with open_session(tmp_path / "c.db", rules, engine=ENGINE) as session:
+        enroll(session, "Hub", HUB)
+        crowds(session, "crowd", HUB, 0.64, count=300)
+        assert calibration.after_scan(session, "test") is None
+        assert calibration.recompute_thresholds(session, "test").typical_tail is not None
