@@ -23,7 +23,7 @@ from matcher.model import Box, Observation, ObservedFace, Reference
 from matcher.policy import load_policy
 from matcher.services import open_session
 
-BOX = Box(0, 10, 10, 0)
+BOX = Box(0, 100, 100, 0)  # a face of 100 px: the rules' general band
 
 
 def build(store, faces: int, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:

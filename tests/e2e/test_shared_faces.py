@@ -131,24 +131,27 @@ def test_blazeface_detector_keeps_the_faces_hog_finds(shared_faces):
 
     hog, fast = process_engine(DlibSpec()), process_engine(DlibSpec(detector="blazeface"))
     people = sorted(p for p in (shared_faces / "lfw10").iterdir() if p.is_dir())
-    photos = []
+    photos = []  # (photo, its face turned on its side)
     for number, person in enumerate(people):
         face = Image.open(sorted(person.glob("*.jpg"))[number % 3]).convert("RGB")
-        photos.append(face)
+        photos.append((face, False))
         width = (150, 250, 400, 700)[number % 4] * 250 // 107  # LFW faces are ~107 px of 250
         canvas = on_canvas(face, width, (400 + 250 * number, 300 + 120 * number))
         if number % 3 == 0:
             canvas = canvas.rotate(90, expand=True)
-        photos.append(canvas)
+        photos.append((canvas, number % 3 == 0))
     drifts = []
-    for photo in photos:
+    for photo, sideways in photos:
         data = io.BytesIO()
         photo.save(data, "JPEG", quality=90)
         frame = next(image_frames(data.getvalue(), min_side=lambda w, h: hog.decode_side(h, w)))
         rgb = np.ascontiguousarray(frame.rgb)
         expected, kept = hog.detect(rgb, frame.scale), fast.detect(rgb, frame.scale)
-        # More only where a face lies on its side, which upright HOG cannot see (the tilt path finds it).
-        assert len(kept) == len(expected) + sum(1 for box in kept if abs(box.angle) > 12)
+        # One more at most, only where the face lies on its side (upright HOG cannot see it; the
+        # tilt path may), and found turned.
+        extra = [box for box in kept if all(overlap(box, other) < 0.5 for other in expected)]
+        assert len(kept) == len(expected) + len(extra) and len(extra) <= (1 if sideways else 0), (expected, kept)
+        assert all(abs(box.angle) > 12 for box in extra)
         for box in expected:
             twin = max(kept, key=lambda other: overlap(box, other))
             assert overlap(box, twin) > 0.6, (box, twin)
