@@ -18,8 +18,8 @@ from matcher.policy import PolicyError, load_policy
     envvar="CONSENT_MATCHER_DB",
     default="consent.db",
     show_default=True,
-    type=click.Path(dir_okay=False),
-    help="The database file (env CONSENT_MATCHER_DB). Created readable by its owner only.",
+    help="The database (env CONSENT_MATCHER_DB): a file (SQLite, created readable by its owner only) or "
+         "postgresql://USER@HOST/DB (a PostgreSQL server shared by many scanners and web workers).",
 )
 @click.option(
     "--policy",
