@@ -50,9 +50,6 @@ class Observations:
             "WHERE f.path = ? AND f.size = ? AND f.mtime_ns = ?", [text_path(path), size, mtime_ns]))
         return bool(rows) and (rows[0]["media"] is not None or rows[0]["status"] == "error")
 
-    def has_media(self, sha256: str) -> bool:
-        return self.db.one("SELECT 1 FROM media WHERE sha256 = ?", [sha256]) is not None
-
     def recorded_media(self, sha256s: list[str]) -> set[str]:
         """Those of ``sha256s`` whose media are recorded."""
         found: set[str] = set()
