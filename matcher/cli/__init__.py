@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from matcher.cli import audit, calibrate, consent, credentials, people, report, review, scan, serve
+from matcher.cli import audit, calibrate, consent, credentials, database, people, report, review, scan, serve
 from matcher.cli.common import App
 from matcher.clock import SYSTEM_CLOCK
 from matcher.policy import PolicyError, load_policy
@@ -48,4 +48,4 @@ def _add_commands(group: click.Group, modules) -> None:
             group.add_command(command)
 
 
-_add_commands(main, (people, consent, scan, report, calibrate, review, credentials, serve, audit))
+_add_commands(main, (people, consent, scan, report, calibrate, review, credentials, serve, audit, database))
