@@ -119,14 +119,14 @@ def test_a_failed_write_leaves_nothing_half_done(db):
     store.close()
 
 
-def test_each_face_keeps_its_measured_quality(tmp_path):
+def test_each_face_keeps_its_measured_quality(db):
     from matcher.model import FaceQuality
 
-    store = Store(tmp_path / "c.db")
+    store = Store(db)
     obs = observation("/m/a.jpg", "sha-a", [unit(1)])
     obs.faces[0].quality = FaceQuality(width=64, sharpness=12.5, brightness=40.0, contrast=9.5)
     store.observations.record(obs, None, 1)
     store.close()
-    with sqlite3.connect(tmp_path / "c.db") as conn:
+    with raw(db) as conn:
         [stored] = conn.execute("SELECT quality FROM faces").fetchone()
     assert json.loads(stored) == {"width": 64, "sharpness": 12.5, "brightness": 40.0, "contrast": 9.5}
