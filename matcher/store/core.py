@@ -127,6 +127,11 @@ class Database:
         """Hold the named lock until this write transaction ends (writers that must not
         interleave, such as appends to the audit chain, take it)."""
 
+    @contextlib.contextmanager
+    def held(self, name: str):
+        """Hold the named lock across transactions (outside any), for work that must run alone."""
+        yield
+
     def compact(self, wait: float = COMPACT_WAIT_SECONDS, tables: tuple[str, ...] = ()) -> None:
         """Leave no deleted row of ``tables`` anywhere in the database's files."""
         raise NotImplementedError

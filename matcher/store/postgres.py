@@ -139,6 +139,18 @@ class PostgresDatabase(Database):
     def insert(self, sql: str, params=()) -> int:
         return self.execute(sql + " RETURNING id", params).fetchone()[0]
 
+    @contextlib.contextmanager
+    def held(self, name: str):
+        """A session-level advisory lock, taken outside a transaction: the statements run while it is
+        held start transactions of their own, and so see the catalog as it is (a lock taken inside a
+        transaction does not refresh its cached view of which tables exist)."""
+        assert not self.in_write, "a session lock inside a write transaction"
+        self.execute("SELECT pg_advisory_lock(?)", [LOCKS[name]])
+        try:
+            yield
+        finally:
+            self.execute("SELECT pg_advisory_unlock(?)", [LOCKS[name]])
+
     def after_copy(self, tables: list[str]) -> None:
         for table in tables:
             self.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), coalesce(max(id), 0) + 1, false) "

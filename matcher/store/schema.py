@@ -153,13 +153,18 @@ def _layout_sha256() -> str:
 def _create_postgres(database: Database) -> None:
     """The same tables in PostgreSQL: text compared byte by byte (COLLATE "C", as SQLite does),
     ids from identity columns, embeddings stored uncompressed, no planner statistics of
-    private columns. Skipped when the tables are already of this layout; a transaction-wide
-    lock makes two processes opening a new database create it in turn."""
+    private columns. Skipped when the tables are already of this layout; a lock held around the
+    transaction makes two processes opening a new database create it in turn."""
     layout = _layout_sha256()
-    if database.one("SELECT to_regclass('meta') IS NOT NULL") and database.get_meta("schema_layout") == layout:
+
+    def current() -> bool:
+        return bool(database.one("SELECT to_regclass('meta') IS NOT NULL")) and database.get_meta("schema_layout") == layout
+
+    if current():
         return
-    with database.write():
-        database.lock("schema")
+    with database.held("schema"), database.write():
+        if current():  # another process made them while this one waited: no DDL (it would lock out its work)
+            return
         for table, (columns, pk, foreign_keys) in TABLES.items():
             references = {column: (target, key) for column, target, key in foreign_keys}
             definitions = []
