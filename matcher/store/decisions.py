@@ -42,7 +42,11 @@ class Decisions:
                 self.db.execute("DELETE FROM matches")
             else:
                 self.db.delete_in("matches", "face_id", face_ids)
-            self.db.executemany("INSERT INTO matches (face_id, person_id, distance) VALUES (?, ?, ?)", matches)
+            # DO UPDATE: another writer may have replaced the same faces' matches meanwhile (its rows
+            # committed after this DELETE read the table); the later write wins, nothing is doubled.
+            self.db.executemany("INSERT INTO matches (face_id, person_id, distance) VALUES (?, ?, ?) ON CONFLICT "
+                                "(face_id) DO UPDATE SET person_id = excluded.person_id, distance = excluded.distance",
+                                matches)
 
     def match_count(self, person_id: int) -> int:
         return self.db.one("SELECT count(*) FROM matches WHERE person_id = ?", [person_id])
