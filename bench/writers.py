@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import queue
 import statistics
 import sys
 import tempfile
@@ -107,7 +108,16 @@ def run(db: str, folders: list[Path], batch: int) -> float:
     time.sleep(4)  # every process has opened its session (imports, schema, decider)
     began = time.perf_counter()
     start.set()
-    outcomes = [results.get(timeout=900) for _ in processes]
+    outcomes = []
+    while len(outcomes) < len(processes):
+        try:
+            outcomes.append(results.get(timeout=1))
+        except queue.Empty:
+            failed = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+            if failed:
+                for process in processes:
+                    process.kill()
+                raise RuntimeError(f"a scan process failed (exit {failed[0]}): see its traceback above")
     elapsed = time.perf_counter() - began
     for process in processes:
         process.join()
