@@ -2,10 +2,12 @@
 
     .venv/bin/python bench/conditions.py [--faces ../shared/faces] [--only NAME,...] [--ours-only]
                                          [--keep DIR] [--cpus N] [--scan-args "ARGS"] [--background]
+                                         [--tree DIR]
 
-Enrolls six lfw10 people from two photos each; everyone else in ../shared/faces
-(the other four lfw10 people, the bbt characters, face_recognition's examples)
-is a stranger. Then builds, from the held-out photos, one folder per condition:
+Enrolls six lfw10 people from two photos each; the other four lfw10 people and
+the eight bbt characters are strangers (every second photo of each is scored,
+the others may form the background). Then builds, from the held-out photos, one
+folder per condition:
 
     small-45/60/90   a wide shot (1600 px) with the person's face 45, 60 or 90 px wide
     crowd            a wide shot of twelve strangers at 60-100 px around one enrolled person
@@ -25,19 +27,24 @@ person removed as someone else), and the share of stranger faces sent to review,
 and per enrolled person the stranger faces they drew (review or removal).
 
 --background: before each condition, our scan first scans a background folder
-(every stranger photo shrunk to a 60 px face in a wide shot, at JPEG 20,
-blurred, darkened and grey: 400 faces, built once) and measures each enrolled
-person's own thresholds against it (`consent-matcher thresholds`), as a
-deployment's stored faces that matched no one would (scans themselves do not
-measure here: the strangers scored must not set the thresholds they are scored
-against). Its strangers are the same
-people as the conditions' strangers (the faces at hand are few), in other
-pictures: as on a platform, where the same people are uploaded again and again.
+(the strangers' other photos, none of them scored: clean, as 60 and 90 px faces
+in wide shots, at JPEG 20, blurred, darkened and grey; about 280 faces, built
+once) and measures each enrolled person's own thresholds against it
+(`consent-matcher thresholds`), as a deployment's stored faces that matched no
+one would. Scans themselves do not measure here: the strangers scored must not
+set the thresholds they are scored against. The background shows the same
+people as the scored strangers (the faces at hand are few) in other photos: as
+on a platform, where the same people are uploaded again and again; strangers
+never seen before are not measured.
+
+--tree DIR: run our scan from another checkout (a before/after in one corpus),
+with that checkout's own data/policy.toml.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -73,14 +80,16 @@ class Corpus:
     truth: dict[str, list[Placed]] = field(default_factory=dict)  # image path -> faces placed
 
 
-def photos(faces: Path) -> tuple[dict[str, list[Path]], list[Path]]:
-    """(enrolled person -> held-out photos, stranger photos)."""
+def photos(faces: Path) -> tuple[dict[str, list[Path]], list[Path], list[Path]]:
+    """(enrolled person -> held-out photos, strangers' photos scored, strangers' other photos for
+    the background: every second photo of each stranger, so the two never share a picture)."""
     lfw = faces / "lfw10"
     people = {p.name: sorted(p.glob("*.jpg")) for p in sorted(lfw.iterdir()) if p.is_dir()}
+    people.update({p.name: sorted(p.glob("*.png")) for p in sorted((faces / "bbt").iterdir())
+                   if p.is_dir() and p.name != "group"})
     held_out = {name: paths[2:] for name, paths in people.items() if name in ENROLLED}
-    strangers = [p for name, paths in people.items() if name not in ENROLLED for p in paths]
-    strangers += sorted(p for p in (faces / "bbt").glob("*/*.png") if p.parent.name != "group")
-    return held_out, strangers
+    others = [paths for name, paths in people.items() if name not in ENROLLED]
+    return held_out, [p for paths in others for p in paths[0::2]], [p for paths in others for p in paths[1::2]]
 
 
 _BOXES: dict[bytes, tuple[int, int, int, int]] = {}
@@ -191,7 +200,7 @@ def on_phone_canvas(photo: Image.Image, background: Image.Image, face_width: int
 
 def build(faces: Path, out: Path, only: tuple[str, ...]) -> Corpus:
     rng, nprng = random.Random(5), np.random.default_rng(5)
-    held_out, strangers = photos(faces)
+    held_out, strangers, _ = photos(faces)
     corpus = Corpus(known=out / "known")
     corpus.known.mkdir(parents=True)
     lfw = faces / "lfw10"
@@ -256,12 +265,15 @@ def build_background(faces: Path, out: Path) -> Path:
         return folder
     folder.mkdir()
     rng, nprng = random.Random(11), np.random.default_rng(11)
-    _, strangers = photos(faces)
+    _, _, strangers = photos(faces)
     scenes = backgrounds(rng)
     for index, path in enumerate(strangers):
         photo = Image.open(path).convert("RGB")
         canvas, _ = on_phone_canvas(photo, rng.choice(scenes), 60, rng)
         canvas.save(folder / f"small-{index:03d}.jpg", quality=92)
+        canvas, _ = on_phone_canvas(photo, rng.choice(scenes), 90, rng)
+        canvas.save(folder / f"small90-{index:03d}.jpg", quality=92)
+        photo.save(folder / f"clean-{index:03d}.jpg", quality=92)
         for condition in ("repost", "motion-blur", "low-light", "grey"):
             degrade(photo, condition, nprng).save(folder / f"{condition}-{index:03d}.jpg", quality=92)
     return folder
@@ -271,7 +283,7 @@ def build_background(faces: Path, out: Path) -> Path:
 
 
 def run_ours(corpus: Corpus, condition: str, work: Path, cpus: int, scan_args: list[str],
-             background: Path | None = None) -> dict[str, list[dict]]:
+             background: Path | None = None, tree: Path | None = None) -> dict[str, list[dict]]:
     """{image path: [faces: {box, person, decision}]} from our scan's report (of the condition's folder)."""
     db = work / f"{condition}{'-bg' if background else ''}.db"
     if db.exists():
@@ -281,24 +293,25 @@ def run_ours(corpus: Corpus, condition: str, work: Path, cpus: int, scan_args: l
     from matcher.policy import default_policy_path
 
     rules = work / "rules.toml"
-    rules.write_text(default_policy_path().read_text().replace("measure_after_scans = true",
-                                                               "measure_after_scans = false"))
+    shipped = (tree / "data" / "policy.toml") if tree else default_policy_path()
+    rules.write_text(shipped.read_text().replace("measure_after_scans = true", "measure_after_scans = false"))
     python = [sys.executable, "-m", "matcher", "--db", str(db), "--policy", str(rules)]
+    run = functools.partial(subprocess.run, cwd=tree)  # python -m finds the tree's package first
     for person in ENROLLED:
-        subprocess.run([*python, "enroll", person.replace("_", " "), *sorted(map(str, corpus.known.glob(f"{person}_*")))],
+        run([*python, "enroll", person.replace("_", " "), *sorted(map(str, corpus.known.glob(f"{person}_*")))],
                        check=True, capture_output=True)
     if background is not None:
-        subprocess.run([*python, "scan", "--workers", str(cpus), "--quiet", *scan_args, str(background)],
+        run([*python, "scan", "--workers", str(cpus), "--quiet", *scan_args, str(background)],
                        check=True, capture_output=True)
-        measured = json.loads(subprocess.run([*python, "thresholds", "--json"], check=True, capture_output=True,
+        measured = json.loads(run([*python, "thresholds", "--json"], check=True, capture_output=True,
                                              text=True).stdout)
         print(f"{'':12} ours   background of {measured['background_faces']} faces, typical tail "
               f"{measured['typical_tail']}; own thresholds: "
               + (", ".join(f"{row['person']} {row['match']:.3f}/{row['review']:.3f}"
                            for row in measured["own_thresholds"]) or "none"), flush=True)
-    subprocess.run([*python, "scan", "--workers", str(cpus), "--quiet", *scan_args, str(corpus.folders[condition])],
+    run([*python, "scan", "--workers", str(cpus), "--quiet", *scan_args, str(corpus.folders[condition])],
                    check=True, capture_output=True)
-    report = json.loads(subprocess.run([*python, "report", "--json"], check=True, capture_output=True, text=True).stdout)
+    report = json.loads(run([*python, "report", "--json"], check=True, capture_output=True, text=True).stdout)
     found = {}
     for entry in report:
         if Path(entry["path"]).parent != corpus.folders[condition].resolve():
@@ -396,6 +409,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="Build (or reuse) the corpus here and keep it.")
     parser.add_argument("--ours-only", action="store_true")
     parser.add_argument("--scan-args", default="", help="Extra arguments for our scan.")
+    parser.add_argument("--tree", type=Path, help="Run our scan from this checkout instead (see above).")
     parser.add_argument("--background", action="store_true",
                         help="Measure own thresholds against a background of strangers first (see above).")
     args = parser.parse_args()
@@ -416,7 +430,7 @@ def main() -> None:
     totals = {"ours": Score(), "theirs": Score()}
     for condition in only:
         ours = score(corpus, condition, run_ours(corpus, condition, work, args.cpus, args.scan_args.split(),
-                                                 background), True)
+                                                 background, args.tree and args.tree.resolve()), True)
         print(f"{condition:12} ours   {ours.row()}", flush=True)
         if ours.drawn:
             print(f"{'':12} ours   strangers drawn: " + ", ".join(

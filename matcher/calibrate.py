@@ -304,7 +304,8 @@ def plot(result: Calibration, distances: np.ndarray, same: np.ndarray, path: str
 # made from the labelled photos by degrading them here, their faces found and measured as a
 # scan measures them (width in pixels, sharpness, brightness), and compared with the clean
 # photos of everyone (enrolled references are clean photos). Each probe falls in the first
-# band of the layout whose limits its measured quality is under; rates are per band.
+# band of the layout whose limits its measured quality is under (the rules' bands, tightest
+# first, as a scan applies the tightest of those a face is in); rates are per band.
 
 DEGRADATIONS = ("clean", "width-28", "width-32", "width-40", "width-60", "width-90", "jpeg-20", "blur-2", "motion-9",
                 "dark-noise", "grey")

@@ -153,13 +153,18 @@ class Policy:
 
     def limits(self, face_width: int | None = None, sharpness: float | None = None, brightness: float | None = None,
                person: Limits | None = None) -> Limits:
-        """The thresholds for a face of this quality (its band's, else the general ones), and for a
-        person whose own thresholds are tighter (hubs: see matcher.services.calibration)."""
-        band = next((b for b in self.bands if b.holds(face_width, sharpness, brightness)), None)
-        match, review = (band.match, band.review) if band else (self.match, self.review)
+        """The thresholds for a face of this quality, and for a person whose own thresholds are
+        tighter (hubs: see matcher.services.calibration): the tightest of the general ones and of
+        every band the face is in (a small face that is also dark gets the stricter of the two);
+        ``band`` names the band whose match set it (None: the general one)."""
+        holding = [b for b in self.bands if b.holds(face_width, sharpness, brightness)]
+        tightest = min(holding, key=lambda b: b.match, default=None)  # the first of equals
+        match = min([self.match, *(b.match for b in holding)])
+        review = min([self.review, *(b.review for b in holding)])
+        band = tightest.id if tightest else None
         if person is not None:
             match, review = min(match, person.match), min(review, person.review)
-        return Limits(match, review, band.id if band else None)
+        return Limits(match, review, band)
 
     def strength(self, distance: float, limits: Limits | None = None) -> str | None:
         """"confident", "possible", or None when the distance is no match at all."""
@@ -362,8 +367,10 @@ def _bands(tables, general: dict, line_of, fail) -> tuple[Band, ...]:
             numbers[key] = value
         if numbers["match"] is None or numbers["review"] is None:
             raise fail(line, f"band {band_id!r}: needs match and review (match = 0: never a confident match)")
-        if numbers["match"] > numbers["review"] or numbers["review"] > general["review"]:
-            raise fail(line, f"band {band_id!r}: needs match <= review <= thresholds.review (a band only tightens)")
+        if (numbers["match"] > numbers["review"] or numbers["review"] > general["review"]
+                or numbers["match"] > general["match"]):
+            raise fail(line, f"band {band_id!r}: needs match <= review, match <= thresholds.match and "
+                             "review <= thresholds.review (a band only tightens)")
         bands.append(Band(band_id, float(numbers["match"]), float(numbers["review"]), numbers["width_below"],
                           numbers["sharpness_below"], numbers["brightness_below"]))
     return tuple(bands)

@@ -97,8 +97,10 @@ def _by_band(app: App, labelled: str, output_path: str, as_json: bool) -> None:
         people = cal.read_folder(folder)
     except cal.CalibrationError as exc:
         raise click.ClickException(str(exc)) from None
+    # Tightest first: a probe is then counted in the band whose thresholds a scan would apply to it.
     layout = [(band.id, {key: getattr(band, key) for key in ("width_below", "sharpness_below", "brightness_below")
-                         if getattr(band, key) is not None}) for band in app.policy.bands] or list(cal.DEFAULT_BANDS)
+                         if getattr(band, key) is not None})
+              for band in sorted(app.policy.bands, key=lambda band: band.match)] or list(cal.DEFAULT_BANDS)
     if not as_json and sys.stderr.isatty():
         click.echo(f"degrading and embedding {sum(map(len, people.values()))} photos x {len(cal.DEGRADATIONS)}…",
                    err=True)

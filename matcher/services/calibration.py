@@ -2,9 +2,11 @@
 
 The background is the stored faces that matched no one. Thresholds are
 recomputed for everyone when that background has grown by a fifth since the
-last time (after a scan), for a newly enrolled person against the typical tail
-of that time, and on demand (``consent-matcher people thresholds``). Every
-change is an audit entry, and the person's media are matched again under it.
+last time (after a folder scan, and every UPLOADS_BETWEEN_CHECKS uploads
+through the API), for a newly enrolled person against the typical tail of that
+time, and on demand (``consent-matcher thresholds``). A person who cannot be
+measured keeps what they had. Every change is an audit entry, and the person's
+stored faces are matched and decided again in the same transaction.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from matcher.model import NewAuditEntry
 from matcher.services.session import Session
 
 BACKGROUND_SAMPLE = 5000  # background faces compared (spread over all stored ones)
+UPLOADS_BETWEEN_CHECKS = 500  # API uploads between two looks at the background's growth
 GROWTH = 1.2  # the background grown by this much: recompute everyone
 _TYPICAL = "thresholds_typical_tail"  # meta: the typical tail last measured
 _BACKGROUND = "thresholds_background"  # meta: the unmatched faces stored then
+_UPLOADS = "thresholds_uploads"  # meta: API uploads since the last look
 
 
 @dataclass
@@ -43,16 +47,19 @@ class Recomputed:
 def recompute_thresholds(session: Session, actor: str) -> Recomputed:
     """Measure every person against the background and store their own thresholds."""
     store, policy = session.store, session.policy
+    # Measured outside the write lock (it may take a while with many people: scans go on),
+    # then stored and applied in one transaction.
     background = store.observations.unmatched_sample(BACKGROUND_SAMPLE)
     gallery = Gallery.build(store.people.references(session.engine))
     tails = hubs.impostor_tails(gallery, background, policy.review)
     own = hubs.own_thresholds(gallery.person_ids, tails, policy.match, policy.review)
     typical = hubs.typical_tail(tails)
-    changed = _store(session, own, actor)
-    if typical is not None:
-        store.database.set_meta(_TYPICAL, repr(typical))
-    _match_again(session, changed, actor)
-    store.database.set_meta(_BACKGROUND, str(store.observations.unmatched_count()))
+    with store.write():
+        changed = _store(session, own, actor)
+        if typical is not None:
+            store.database.set_meta(_TYPICAL, repr(typical))
+        _match_again(session, changed, actor)
+        store.database.set_meta(_BACKGROUND, str(store.observations.unmatched_count()))
     return Recomputed(len(background), typical, int(np.count_nonzero(~np.isnan(tails))),
                       [o for o in own if o.match is not None], changed)
 
@@ -69,6 +76,15 @@ def after_scan(session: Session, actor: str) -> Recomputed | None:
     return recompute_thresholds(session, actor)
 
 
+def after_upload(session: Session, actor: str) -> Recomputed | None:
+    """:func:`after_scan`, every UPLOADS_BETWEEN_CHECKS uploads (counting the background costs a
+    pass over the stored faces: not for every upload)."""
+    if session.store.database.increment_meta(_UPLOADS) < UPLOADS_BETWEEN_CHECKS:
+        return None
+    session.store.database.set_meta(_UPLOADS, "0")
+    return after_scan(session, actor)
+
+
 def for_new_references(session: Session, person_id: int, actor: str) -> None:
     """A person's own thresholds, against the typical tail last measured (nothing before the first
     measurement): called when they enroll or add references, before their faces are looked for."""
@@ -83,15 +99,16 @@ def for_new_references(session: Session, person_id: int, actor: str) -> None:
 
 
 def _store(session: Session, own: list[hubs.OwnThresholds], actor: str) -> list[int]:
-    """Store the thresholds that differ from the person's, each with its audit entry; their ids."""
+    """Store the thresholds that differ from the person's, each with its audit entry; their ids.
+    A person not measured (too few background faces beyond their review limit) keeps theirs."""
     store = session.store
-    people = {person.id: person for person in store.people.all()}
     changed = []
     with store.write():
+        people = {person.id: person for person in store.people.all()}  # read under the write lock
         for thresholds in own:
             person = people.get(thresholds.person_id)
-            if person is None or (person.match_threshold, person.review_threshold) == (thresholds.match,
-                                                                                        thresholds.review):
+            if person is None or thresholds.tail is None or (person.match_threshold, person.review_threshold) == (
+                    thresholds.match, thresholds.review):
                 continue
             store.people.set_thresholds(person.id, thresholds.match, thresholds.review)
             store.audit.append([NewAuditEntry(

@@ -272,6 +272,7 @@ def record_upload(session: Session, obs: Observation, upload: Upload | None = No
     if obs.error:
         return obs.error
     record(session, session.decider(), obs, upload, ScanSummary(), session.store.observations.begin_scan())
+    calibration.after_upload(session, "system")
     return None
 
 

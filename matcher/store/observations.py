@@ -232,7 +232,7 @@ class Observations:
     def unmatched_sample(self, limit: int) -> np.ndarray:
         """Embeddings of up to ``limit`` stored faces that match no one, spread evenly over all of
         them (every n-th by id): the background each person's thresholds are measured against."""
-        step = max(1, self.unmatched_count() // max(1, limit))
+        step = max(1, -(-self.unmatched_count() // max(1, limit)))  # rounded up: the sample reaches the newest
         # Every step-th id, in integer arithmetic that every SQL dialect reads alike (no % operator).
         rows = self.db.query(f"SELECT f.embedding {_UNMATCHED} AND f.id - (f.id / ?) * ? = 0 ORDER BY f.id LIMIT ?",
                              [step, step, limit])

@@ -97,3 +97,23 @@ def test_rules_may_leave_the_measuring_to_the_command(db):
         crowds(session, "crowd", HUB, 0.64, count=300)
         assert calibration.after_scan(session, "test") is None
         assert calibration.recompute_thresholds(session, "test").typical_tail is not None
+
+
+def test_a_person_who_cannot_be_measured_keeps_their_thresholds(tmp_path):
+    with open_session(tmp_path / "c.db", load_policy(), engine=ENGINE) as session:
+        hub = enroll(session, "Hub", HUB)
+        session.store.people.set_thresholds(hub.id, 0.51, 0.58)
+        crowds(session, "crowd", HUB, 0.64, count=100)  # too few faces to measure anyone
+        assert calibration.recompute_thresholds(session, "test").changed == []
+        person = session.store.people.by_id(hub.id)
+        assert (person.match_threshold, person.review_threshold) == (0.51, 0.58)
+
+
+def test_api_uploads_look_at_the_background_every_so_often(tmp_path, monkeypatch):
+    monkeypatch.setattr(calibration, "UPLOADS_BETWEEN_CHECKS", 3)
+    looked = []
+    monkeypatch.setattr(calibration, "after_scan", lambda session, actor: looked.append(actor))
+    with open_session(tmp_path / "c.db", load_policy(), engine=ENGINE) as session:
+        for number in range(7):
+            upload(session, f"u{number}", [unit(100 + number)])
+    assert looked == ["system", "system"]  # after the 3rd and the 6th upload

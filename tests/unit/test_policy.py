@@ -175,7 +175,7 @@ def test_rules_may_test_the_faces_quality_and_unknown_quality_never_satisfies_th
     assert policy.decide(facts(band=None)).rule == "sure"
 
 
-def test_the_first_band_whose_every_limit_a_face_is_under_sets_its_thresholds():
+def test_the_tightest_thresholds_of_every_band_a_face_is_in_apply():
     policy = parse_policy(QUALITY_RULES, "rules.toml")
     assert [b.id for b in policy.bands] == ["dark", "blurred"]
     general = policy.limits(100, 50.0, 120.0)
@@ -183,7 +183,8 @@ def test_the_first_band_whose_every_limit_a_face_is_under_sets_its_thresholds():
     assert policy.limits(100, 50.0, 59.9).band == "dark"
     assert policy.limits(100, 50.0, None).band is None  # brightness unknown: never under a limit
     assert policy.limits(79, 14.9, 120.0).band == "blurred" and policy.limits(80, 14.9, 120.0).band is None
-    assert policy.limits(79, 14.9, 10.0).band == "dark"  # the first band that holds
+    both = policy.limits(79, 14.9, 10.0)  # dark and blurred: the stricter of each
+    assert (both.match, both.review, both.band) == (0.4, 0.55, "dark")
     dark = policy.limits(100, 50.0, 10.0)
     assert policy.strength(0.42, dark) == "possible" and policy.strength(0.42, general) == "confident"
     # A person's own thresholds apply where tighter than the band's.
@@ -199,6 +200,7 @@ def test_the_first_band_whose_every_limit_a_face_is_under_sets_its_thresholds():
         (b'id = "x"\nmatch = 0.4\nreview = 0.5', "say which faces it is for"),
         (b'id = "x"\nwidth_below = 50\nmatch = 0.55\nreview = 0.5', "match <= review"),
         (b'id = "x"\nwidth_below = 50\nmatch = 0.4\nreview = 0.7', "a band only tightens"),
+        (b'id = "x"\nwidth_below = 50\nmatch = 0.52\nreview = 0.58', "match <= thresholds.match"),
         (b'id = "x"\nwidth_below = -1\nmatch = 0.4\nreview = 0.5', "width_below must be a number, 0 or more"),
         (b'id = "x"\nheight_below = 50\nmatch = 0.4\nreview = 0.5', "unknown key 'height_below'"),
         (b'id = "dark"\nwidth_below = 50\nmatch = 0.4\nreview = 0.5', "its own 'id'"),
@@ -216,6 +218,7 @@ def test_shipped_bands_never_trust_a_face_too_small_dark_or_blurred_as_a_clear_o
     assert policy.strength(0.52, policy.limits(39, 100.0, 120.0)) == "possible"
     assert policy.strength(0.5, policy.limits(100, 100.0, 120.0)) == "confident"
     assert policy.strength(0.5, policy.limits(100, 100.0, 40.0)) == "possible"  # dark
+    assert policy.strength(0.3, policy.limits(35, 100.0, 40.0)) == "possible"  # small and dark: never measured
     assert policy.strength(0.52, policy.limits(100, 10.0, 120.0)) == "possible"  # blurred
     for width, sharpness, brightness in ((27, 100.0, 120.0), (39, 100.0, 120.0), (100, 100.0, 40.0),
                                          (100, 10.0, 120.0)):
