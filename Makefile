@@ -1,12 +1,13 @@
 # Two commands do all setup on a fresh machine:
 #   make demo   create the virtual environment, install, run the demo
 #   make test   the same environment, then the test suite
+#   make test-postgresql   the suite again, every store on a throw-away PostgreSQL cluster
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 DB     ?= demo-output/consent.db
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-postgresql bench clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +27,9 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+test-postgresql: install
+	$(BIN)/python -m pytest --backend postgresql
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache

@@ -20,7 +20,8 @@ from matcher.model import AuditEntry
 FIELDS = ("at", "actor", "event", "subject", "old", "new", "rule", "policy_sha256", "detail")
 
 # The events that change the facts decisions rest on.
-FACT_EVENTS = ("enroll", "consent-grant", "consent-revoke", "opt-in", "opt-out", "erasure", "review", "thresholds")
+FACT_EVENTS = ("enroll", "consent-grant", "consent-revoke", "opt-in", "opt-out", "erasure", "review", "verify",
+               "thresholds")
 
 
 def cli_actor() -> str:

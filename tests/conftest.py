@@ -1,8 +1,120 @@
+import itertools
+import os
 from pathlib import Path
 
 import pytest
 
-from helpers import SHARED_FACES, Cli
+from helpers import SHARED_FACES, Cli, in_ci
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--backend", choices=BACKENDS, default=os.environ.get("CONSENT_MATCHER_TEST_BACKEND", "sqlite"),
+        help="The store every test that opens a database uses (env CONSENT_MATCHER_TEST_BACKEND): an SQLite file, "
+             "or a fresh database of a throw-away PostgreSQL cluster started for the session.")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only(reason): the test is about the SQLite file itself")
+    config.addinivalue_line("markers", "postgresql_only(reason): the test is about the PostgreSQL server")
+
+
+def pytest_report_header(config):
+    return f"store backend: {config.getoption('--backend')}"
+
+
+def pytest_collection_modifyitems(config, items):
+    backend = config.getoption("--backend")
+    for item in items:
+        for marker, needs in (("sqlite_only", "sqlite"), ("postgresql_only", "postgresql")):
+            found = item.get_closest_marker(marker)
+            if found and backend != needs:
+                why = found.args[0] if found.args else ""
+                item.add_marker(pytest.mark.skip(reason=f"runs with --backend {needs} ({why})"))
+
+
+@pytest.fixture(scope="session")
+def backend(request) -> str:
+    return request.config.getoption("--backend")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throw-away PostgreSQL cluster for the whole session (skips, saying why, where none can run)."""
+    from pgcluster import Cluster, binaries
+
+    problem = None
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        problem = "needs psycopg 3: pip install 'psycopg[binary]' (the [postgres] extra)"
+    if problem is None and binaries() is None:
+        problem = "needs PostgreSQL's server binaries (initdb, pg_ctl): apt-get install postgresql (bash .ci/run does)"
+    if problem:
+        if in_ci():
+            pytest.fail(problem)
+        pytest.skip(problem)
+    # The tests' cluster need not survive a power cut: no fsync, for speed.
+    cluster = Cluster({"fsync": "off", "synchronous_commit": "off", "max_connections": "200"}).start()
+    yield cluster
+    cluster.stop()
+
+
+_names = itertools.count(1)
+
+
+@pytest.fixture
+def new_db(request, tmp_path):
+    """Make a new, empty database of the backend under test: ``new_db(name)`` is a file path
+    (SQLite) or the URL of a fresh database of the session's PostgreSQL cluster."""
+    backend = request.config.getoption("--backend")
+    made: list[str] = []
+    cluster = request.getfixturevalue("pg_cluster") if backend == "postgresql" else None
+
+    def make(name: str = "consent"):
+        if cluster is None:
+            return tmp_path / f"{name}.db"
+        made.append(f"test_{next(_names)}_{name}")
+        return cluster.create_database(made[-1])
+
+    yield make
+    for name in made:
+        cluster.drop_database(name)
+
+
+@pytest.fixture
+def db(new_db):
+    """One new, empty database of the backend under test."""
+    return new_db()
+
+
+class PrivateDatabase:
+    """A database whose files hold nothing else: ``target`` (a path or URL) and ``stored_bytes()``,
+    every byte of its files (SQLite: the file and its journals; PostgreSQL: the whole data
+    directory of a cluster of its own, write-ahead log included)."""
+
+    def __init__(self, target, data_directory: Path | None = None):
+        self.target, self.data_directory = target, data_directory
+
+    def stored_bytes(self) -> bytes:
+        if self.data_directory is None:
+            return b"".join(p.read_bytes() for p in self.target.parent.glob(self.target.name + "*"))
+        return b"".join(p.read_bytes() for p in sorted(self.data_directory.rglob("*")) if p.is_file())
+
+
+@pytest.fixture
+def private_db(request, tmp_path):
+    """A :class:`PrivateDatabase` of the backend under test (PostgreSQL: a cluster started for this test)."""
+    if request.config.getoption("--backend") == "sqlite":
+        yield PrivateDatabase(tmp_path / "consent.db")
+        return
+    request.getfixturevalue("pg_cluster")  # skips or fails, saying why, where none can run
+    from pgcluster import Cluster
+
+    with Cluster({"fsync": "off"}) as cluster:
+        yield PrivateDatabase(cluster.create_database("private"), cluster.data)
 
 
 @pytest.fixture(scope="session")
@@ -23,5 +135,5 @@ def demo_folder(tmp_path_factory):
 
 
 @pytest.fixture
-def cli(tmp_path) -> Cli:
-    return Cli(tmp_path / "consent.db")
+def cli(db) -> Cli:
+    return Cli(db)

@@ -156,3 +156,60 @@ def headless_chromium(width: int = 1280, height: int = 900):
 def sideways_overflow(driver) -> int:
     """How many pixels the page is wider than the window: above 0, it scrolls sideways."""
     return driver.execute_script("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+class _Raw:
+    """A database's own connection for tests to look underneath the store: ``execute(sql, params)``
+    with ``?`` placeholders on either backend."""
+
+    def __init__(self, db):
+        self.postgres = str(db).startswith("postgresql://")
+        if self.postgres:
+            import psycopg
+
+            self.conn = psycopg.connect(str(db), autocommit=True)
+        else:
+            import sqlite3
+
+            self.conn = sqlite3.connect(db, timeout=5)
+
+    def execute(self, sql: str, params=()):
+        if self.postgres:
+            sql = sql.replace("%", "%%").replace("?", "%s")
+        return self.conn.execute(sql, params)
+
+    def commit(self) -> None:
+        if not self.postgres:
+            self.conn.commit()
+
+
+@contextlib.contextmanager
+def raw(db):
+    """``db`` (a file path or a postgresql:// URL) opened underneath the store, closed after."""
+    connection = _Raw(db)
+    try:
+        yield connection
+        connection.commit()
+    finally:
+        connection.conn.close()
+
+
+def store_created(db) -> bool:
+    """Whether the store touched ``db``: its file exists (SQLite), its tables do (PostgreSQL)."""
+    if not str(db).startswith("postgresql://"):
+        return Path(db).exists()
+    with raw(db) as conn:
+        return conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]
+
+
+def stored_content(db) -> bytes:
+    """What ``db`` holds, to search for what must not be there: the file's bytes (SQLite), or every
+    row of every table (PostgreSQL; the cluster's files are searched where a test has a cluster
+    of its own, see the ``private_db`` fixture)."""
+    if not str(db).startswith("postgresql://"):
+        db = Path(db)
+        return b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
+    from matcher.store.schema import TABLES
+
+    with raw(db) as conn:
+        return b"".join(repr(conn.execute(f"SELECT * FROM {table}").fetchall()).encode() for table in TABLES)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from matcher.cli import audit, calibrate, consent, credentials, people, report, review, scan, serve
+from matcher.cli import audit, calibrate, consent, credentials, database, people, report, review, scan, serve
 from matcher.cli.common import App
 from matcher.clock import SYSTEM_CLOCK
 from matcher.policy import PolicyError, load_policy
@@ -18,8 +18,8 @@ from matcher.policy import PolicyError, load_policy
     envvar="CONSENT_MATCHER_DB",
     default="consent.db",
     show_default=True,
-    type=click.Path(dir_okay=False),
-    help="The database file (env CONSENT_MATCHER_DB). Created readable by its owner only.",
+    help="The database (env CONSENT_MATCHER_DB): a file (SQLite, created readable by its owner only) or "
+         "postgresql://USER@HOST/DB (a PostgreSQL server shared by many scanners and web workers).",
 )
 @click.option(
     "--policy",
@@ -48,4 +48,4 @@ def _add_commands(group: click.Group, modules) -> None:
             group.add_command(command)
 
 
-_add_commands(main, (people, consent, scan, report, calibrate, review, credentials, serve, audit))
+_add_commands(main, (people, consent, scan, report, calibrate, review, credentials, serve, audit, database))

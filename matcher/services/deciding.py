@@ -23,17 +23,31 @@ class Decider:
 
     Built once per command (the gallery of references is the costly part),
     then applied to all media or to the media of one scanned file at a time.
+    Each write of matches or decisions holds the facts steady (other writers
+    run side by side; a change of the facts waits for it) and first takes a new
+    snapshot if they changed since the last one: a scan, a web request and a
+    command writing at once never leave a decision made on facts since changed.
     """
 
     def __init__(self, store: Store, policy: Policy, engine: str, today: str, actor: str = "system"):
-        self.store, self.policy, self.actor = store, policy, actor
-        self.gallery = Gallery.build(store.people.references(engine))
+        self.store, self.policy, self.engine, self.today, self.actor = store, policy, engine, today, actor
+        self._load()
+
+    def _load(self) -> None:
+        store, policy = self.store, self.policy
+        self.facts_version = store.audit.last_fact_change()  # read first: a change after it is seen
+        self.gallery = Gallery.build(store.people.references(self.engine))
         self.snapshot = Snapshot(policy, {person.id: person for person in store.people.all()},
-                                 store.consents.active(), store.decisions.floods(), today)
+                                 store.consents.active(), store.decisions.floods(), self.today)
         # Each person's review limit (their own when tighter than the rules'), in the gallery's order.
         self.person_review = np.array([
             min(policy.review, self.people[pid].review_threshold or policy.review) if pid in self.people
             else policy.review for pid in self.gallery.person_ids], dtype=np.float32)
+
+    def _hold_current_facts(self) -> None:
+        """Inside a write: hold the facts steady, and take them anew if they changed since loaded."""
+        if self.store.audit.hold_facts() != self.facts_version:
+            self._load()
 
     @property
     def people(self):
@@ -44,9 +58,11 @@ class Decider:
         return self.snapshot.floods
 
     def update(self, sha256s: list[str] | None = None) -> None:
-        """Rematch and re-decide the media ``sha256s`` (every media item when None)."""
-        self.rematch(sha256s)
-        self.redecide(sha256s)
+        """Rematch and re-decide the media ``sha256s`` (every media item when None), in one transaction."""
+        with self.store.write():
+            self._hold_current_facts()
+            self.rematch(sha256s)
+            self.redecide(sha256s)
 
     def rematch(self, sha256s: list[str] | None = None) -> None:
         """Store, for each face, its assigned person (or none) and the distance.
@@ -54,16 +70,20 @@ class Decider:
         One distance matrix per image (per video frame), whatever the number
         of enrolled people.
         """
-        rows, face_ids_done = [], []
-        for frame in self.store.observations.media_faces(sha256s):
-            face_ids_done.extend(frame.ids)
-            for result in self._assign(frame.embeddings, frame.qualities):
-                if result.distance is not None:
-                    rows.append((frame.ids[result.face], result.person_id, result.distance))
-        self.store.decisions.replace_matches(None if sha256s is None else face_ids_done, rows)
+        with self.store.write():
+            self._hold_current_facts()
+            rows, face_ids_done = [], []
+            for frame in self.store.observations.media_faces(sha256s):
+                face_ids_done.extend(frame.ids)
+                for result in self._assign(frame.embeddings, frame.qualities):
+                    if result.distance is not None:
+                        rows.append((frame.ids[result.face], result.person_id, result.distance))
+            self.store.decisions.replace_matches(None if sha256s is None else face_ids_done, rows)
 
     def matched_faces(self, faces: list[ObservedFace]) -> list[bool]:
         """For the faces of one file: whether each matches an enrolled person."""
+        if self.store.in_write:
+            self._hold_current_facts()
         matched = [False] * len(faces)
         frames: dict[float | None, list[int]] = {}
         for index, face in enumerate(faces):
@@ -123,6 +143,7 @@ class Decider:
             return
         decisions = self.store.decisions
         with self.store.write():
+            self._hold_current_facts()
             outcome = decide_items(self.snapshot, decisions.match_facts(sha256s), decisions.of_media(sha256s),
                                    decisions.reviews_of_media(sha256s), self.actor, self.store.database.now())
             for path, person_id in outcome.expired_reviews:

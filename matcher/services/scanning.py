@@ -4,11 +4,16 @@ Workers sit behind the standard :class:`concurrent.futures.Executor`
 interface (:mod:`matcher.executors`, :mod:`matcher.cluster`) and run
 :func:`matcher.observe.observe`. Files are streamed from the folder walk with
 a bounded number in flight, so memory stays flat however large the folder.
+Finished files are recorded in batches (up to :data:`BATCH_FILES` files, or
+what :data:`BATCH_SECONDS` brought): one transaction per batch, so a killed
+scan leaves whole files or nothing of them, and one matching and deciding
+pass per batch; several scans (on a PostgreSQL store) record side by side.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections import Counter, deque
 from concurrent.futures import Executor, Future
@@ -24,8 +29,14 @@ from matcher.services import calibration
 from matcher.services.deciding import Decider
 from matcher.services.flood import FloodGuard
 from matcher.services.session import Session
-from matcher.store import StoreFull, text_path
+from matcher.store import StoreConflict, StoreFull, text_path
 from matcher.walk import iter_files
+
+# A batch is recorded when it holds this many files, or when its first file has waited this long.
+BATCH_FILES = 64
+BATCH_SECONDS = 0.25
+# Two writers' batches that crossed (PostgreSQL found a deadlock): one is rolled back and run again.
+CONFLICT_RETRIES = 5
 
 
 @dataclass
@@ -120,13 +131,15 @@ class FolderScan:
         self.manifest, self.options, self.executor = manifest, options, executor
         self.on_file, self.rescan, self.ship_bytes = on_file, rescan, ship_bytes
         self.summary = ScanSummary()
+        # Its snapshot of the facts is taken anew whenever they changed (see Decider).
         self.decider = session.decider()
         self.number = self.store.observations.begin_scan()
-        self.last_change = self.store.audit.last_fact_change()
         self.guard = FloodGuard(self.store, self.decider, self.number)
         self.in_flight: deque[tuple[str, Future]] = deque()
         self.limit = max(2, 4 * max(1, workers))
         self.replacing: set[str] = set()  # files in flight for --rescan
+        self.batch: list[tuple[Observation, Upload | None, bool]] = []  # observed, not yet recorded
+        self.batch_started = 0.0
         # Links out of these folders are not followed (None: they are).
         self.roots = None if confined_to is None else [os.path.realpath(f) for f in confined_to]
 
@@ -147,12 +160,15 @@ class FolderScan:
                     self._finish(*self.in_flight.popleft())
             while self.in_flight:
                 self._finish(*self.in_flight.popleft())
+            self._flush()
         except (KeyboardInterrupt, StoreFull) as stop:
             self.summary.interrupted = True
             if isinstance(stop, StoreFull):
                 self.summary.disk_full = str(stop)
             for _, future in self.in_flight:
                 future.cancel()
+            if not self.summary.disk_full:
+                self._flush()  # the files already observed are kept (a second Ctrl-C drops them)
         if not self.summary.disk_full:
             self._wrap_up(folders)
         self.summary.floods = self.guard.tripped
@@ -210,19 +226,38 @@ class FolderScan:
     def _finish_now(self, obs: Observation) -> None:
         replace = obs.path in self.replacing
         self.replacing.discard(obs.path)
-        record(self.session, self.decider, obs, self.manifest.get(obs.path), self.summary, self.number, replace)
-        decided = self.store.decisions.of_file(obs.path)
-        self.summary.count_decisions(decided.values())
-        self.guard.check(obs.sha256, decided)
-        if self.on_file:
-            self.on_file(self.summary, text_path(obs.path), obs.error)
+        if not self.batch:
+            self.batch_started = time.perf_counter()
+        self.batch.append((obs, self.manifest.get(obs.path), replace))
+        if len(self.batch) >= BATCH_FILES or time.perf_counter() - self.batch_started >= BATCH_SECONDS:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Record the batch in one transaction, then count its files and check the flood guard."""
+        if not self.batch:
+            return
+        started = time.perf_counter()
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                copies = record_batch(self.session, self.decider, self.batch, self.number)
+                break
+            except StoreConflict:
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+                time.sleep(random.uniform(0.01, 0.1) * (attempt + 1))
+        batch, self.batch = self.batch, []
+        self.summary.seconds["match+decide+write"] += time.perf_counter() - started
+        decisions = self.store.decisions.of_files([obs.path for obs, _, _ in batch])
+        for (obs, _, _), copy in zip(batch, copies):
+            count_recorded(self.summary, obs, copy)
+            decided = decisions[obs.path]
+            self.summary.count_decisions(decided.values())
+            self.guard.check(obs.sha256, decided)
+            if self.on_file:
+                self.on_file(self.summary, text_path(obs.path), obs.error)
 
     def _wrap_up(self, folders: list[str]) -> None:
         store = self.store
-        if store.audit.last_fact_change() != self.last_change:
-            # Someone enrolled, consented, opted in or out, was erased or reviewed while
-            # this scan ran on its snapshot: decide this scan's media again on the new facts.
-            self.session.decider().update(store.observations.media_recorded_in_scan(self.number))
         if not self.summary.interrupted:
             self.summary.gone = store.observations.forget_unseen([os.path.abspath(f) for f in folders], self.number)
         store.observations.pack_blocks()  # so that the next enrollment's retroactive matching reads them fast
@@ -244,21 +279,44 @@ def record_upload(session: Session, obs: Observation, upload: Upload | None = No
 def record(session: Session, decider: Decider, obs: Observation, upload: Upload | None, summary: ScanSummary,
            scan_number: int, replace: bool = False) -> None:
     """Record one observed file, match and decide its faces, and count it in ``summary``."""
+    started = time.perf_counter()
+    [copy] = record_batch(session, decider, [(obs, upload, replace)], scan_number)
+    summary.seconds["match+decide+write"] += time.perf_counter() - started
+    count_recorded(summary, obs, copy)
+
+
+def record_batch(session: Session, decider: Decider, batch: list[tuple[Observation, Upload | None, bool]],
+                 scan_number: int) -> list[bool]:
+    """Record observed files ``(observation, upload, replace)`` in one transaction, then match and
+    decide their media in one pass; for each file, whether it was a copy of media already recorded."""
     store = session.store
-    copy = obs.sha256 is not None and store.observations.has_media(obs.sha256) and not replace
-    write_started = time.perf_counter()
-    if not copy and not session.policy.keep_unmatched_embeddings:
-        # No-retention: the embedding of a face that matches nobody is not stored.
-        matched = decider.matched_faces(obs.faces)
-        for face, keep in zip(obs.faces, matched):
-            if not keep:
-                face.embedding = None
-    store.observations.record(obs, upload, scan_number, replace=replace)
-    if copy:
-        decider.redecide([obs.sha256])  # its faces are matched already
-    elif obs.sha256 is not None:
-        decider.update([obs.sha256])
-    summary.seconds["match+decide+write"] += time.perf_counter() - write_started
+    copies, new, copied = [], [], []
+    with store.write():
+        known = store.observations.recorded_media([obs.sha256 for obs, _, _ in batch if obs.sha256 is not None])
+        for obs, upload, replace in batch:
+            copy = obs.sha256 in known and not replace
+            if not copy and not session.policy.keep_unmatched_embeddings:
+                # No-retention: the embedding of a face that matches nobody is not stored.
+                kept = [face for face in obs.faces if face.embedding is not None]
+                matched = decider.matched_faces(kept)
+                for face, keep in zip(kept, matched):
+                    if not keep:
+                        face.embedding = None
+            store.observations.record(obs, upload, scan_number, replace=replace)
+            copies.append(copy)
+            if obs.sha256 is not None:
+                (copied if copy else new).append(obs.sha256)
+                known.add(obs.sha256)
+        new = list(dict.fromkeys(new))
+        if new:
+            decider.update(new)
+        copied = [sha256 for sha256 in dict.fromkeys(copied) if sha256 not in new]
+        if copied:
+            decider.redecide(copied)  # their faces are matched already
+    return copies
+
+
+def count_recorded(summary: ScanSummary, obs: Observation, copy: bool) -> None:
     for stage, seconds in obs.seconds.items():
         summary.seconds[stage] += seconds
     if copy:

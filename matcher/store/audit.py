@@ -17,23 +17,42 @@ class AuditLog:
         self.keys = PersonKeys(database)
 
     def append(self, entries: list[NewAuditEntry]) -> None:
-        """Add entries (inside the caller's write transaction, or one of their own): the last
-        hash is read under the write lock, so two writers cannot both link to it."""
+        """Add entries (inside the caller's write transaction, or one of their own).
+
+        Personal details are sealed now; the entries are linked into the chain as the
+        transaction commits, under the audit lock: the last hash is read under it, so two
+        writers cannot both link to it, and the lock is held only while the entries are
+        written (many writers run side by side until then).
+        """
         if not entries:
             return
+        if any(entry.event in FACT_EVENTS for entry in entries):
+            with self.db.write():
+                # A change of the facts decisions rest on waits for the decisions being written
+                # (they hold these facts steady, see hold_facts) and is counted.
+                self.db.lock("facts")
+                self.db.increment_meta("facts_version")
+        sealed = []
+        for entry in entries:
+            fields = asdict(entry)
+            if entry.about is not None and entry.detail is not None:
+                fields["detail"] = self.keys.seal(entry.about, entry.detail)
+            sealed.append(fields)
         with self.db.write():
-            prev = self.db.one("SELECT hash FROM audit ORDER BY id DESC LIMIT 1") or ""
-            at = self.db.now()
-            rows = []
-            for entry in entries:
-                fields = {"at": at, **asdict(entry)}
-                if entry.about is not None and entry.detail is not None:
-                    fields["detail"] = self.keys.seal(entry.about, entry.detail)
-                digest = entry_hash(prev, fields)
-                rows.append([*(fields[name] for name in FIELDS), prev, digest])
-                prev = digest
-            self.db.executemany(
-                f"INSERT INTO audit ({', '.join(FIELDS)}, prev_hash, hash) VALUES ({marks(FIELDS) + ',?,?'})", rows)
+            self.db.before_commit(lambda: self._link(sealed))
+
+    def _link(self, sealed: list[dict]) -> None:
+        self.db.lock("audit")
+        prev = self.db.one("SELECT hash FROM audit ORDER BY id DESC LIMIT 1") or ""
+        at = self.db.now()
+        rows = []
+        for entry in sealed:
+            fields = {"at": at, **entry}
+            digest = entry_hash(prev, fields)
+            rows.append([*(fields[name] for name in FIELDS), prev, digest])
+            prev = digest
+        self.db.executemany(
+            f"INSERT INTO audit ({', '.join(FIELDS)}, prev_hash, hash) VALUES ({marks(FIELDS) + ',?,?'})", rows)
 
     def entries(self, since: str | None = None) -> list[AuditEntry]:
         """Entries as people read them: personal details decrypted, or said to be erased."""
@@ -53,6 +72,12 @@ class AuditLog:
         self.keys.destroy(person_id)
 
     def last_fact_change(self) -> int:
-        """The id of the latest entry changing the facts decisions rest on (enrollment,
-        consent, opt-in/out, erasure, review): 0 when none."""
-        return self.db.one(f"SELECT max(id) FROM audit WHERE event IN ({marks(FACT_EVENTS)})", FACT_EVENTS) or 0
+        """How many changes of the facts decisions rest on (enrollment, verification, consent,
+        opt-in/out, erasure, review) were committed: it changes with each."""
+        return int(self.db.get_meta("facts_version") or 0)
+
+    def hold_facts(self) -> int:
+        """Inside a write: keep the facts decisions rest on from changing until it ends (other
+        writers of decisions go on side by side); :meth:`last_fact_change` as it then stands."""
+        self.db.lock("facts", shared=True)
+        return self.last_fact_change()

@@ -12,11 +12,10 @@ class Consents:
 
     def add(self, person_id: int, media_sha256: str | None, uploader: str | None, until: str | None) -> int:
         with self.db.write():
-            cursor = self.db.execute(
+            return self.db.insert(
                 "INSERT INTO consents (person_id, media_sha256, uploader, until, granted_at) VALUES (?, ?, ?, ?, ?)",
                 [person_id, media_sha256, uploader, until, self.db.now()],
             )
-        return cursor.lastrowid
 
     def revoke(self, consent_id: int, person_id: int | None = None) -> int | None:
         """End an active consent (only one of ``person_id``'s when given); the person it was of,

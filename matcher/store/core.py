@@ -1,4 +1,10 @@
-"""The embedded database: one SQLite file through sqlite-utils, its transactions and settings.
+"""The database behind the store: what both backends share.
+
+Each backend (:mod:`.sqlite`, :mod:`.postgres`; :func:`matcher.store.open_database`
+picks one) gives one connection with short write transactions; the
+repositories write SQL that both accept, and ask the database for the few
+spellings that differ (:attr:`Database.greatest`, :attr:`Database.is_`,
+:attr:`Database.is_not`, :meth:`Database.insert`).
 
 Only the store's repositories use this module; nothing else in the package
 speaks SQL.
@@ -7,14 +13,11 @@ speaks SQL.
 from __future__ import annotations
 
 import contextlib
-import os
-import sqlite3
-import time
+import secrets
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
-import sqlite_utils
 
 from matcher.clock import Clock
 
@@ -28,12 +31,19 @@ class StoreFull(StoreError):
     write that failed was kept, and what was written before stands."""
 
 
+class StoreConflict(StoreError):
+    """Two writers' transactions crossed (a deadlock, a serialisation failure): this one was
+    rolled back whole and may simply be run again."""
+
+
 class NotCompacted(StoreError):
     """Deleted rows still lie in the database's files: another connection holds an old snapshot of them."""
 
 
 # How long compacting waits for other connections to let go of the erased pages.
 COMPACT_WAIT_SECONDS = 10.0
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def to_blob(vector: np.ndarray) -> bytes:
@@ -58,77 +68,119 @@ def text_path(path: str) -> str:
 
 
 def marks(values) -> str:
-    """``?, ?, ?``: one placeholder per value, for ``IN (...)``."""
-    return ",".join("?" * len(values))
+    """``?, ?, ?``: one placeholder per value, for ``IN (...)`` (``NULL`` for none: ``IN (NULL)``
+    matches nothing on both backends, where PostgreSQL refuses ``IN ()``)."""
+    return ",".join("?" * len(values)) or "NULL"
+
+
+def is_postgres(target: str | Path) -> bool:
+    return isinstance(target, str) and target.lower().startswith(POSTGRES_SCHEMES)
 
 
 class Database:
-    """One connection to the database file, with short write transactions.
+    """One connection and its write transactions; the backends fill in the connection."""
 
-    One connection serves one caller at a time, but not always from one
-    thread: the web app opens it in one worker thread and uses it in another.
-    """
+    dialect = ""
+    # Spellings that differ between the backends.
+    greatest = "max"  # the larger of two values
+    is_ = "IS"  # equal, NULLs included
+    is_not = "IS NOT"  # different, NULLs included
 
-    def __init__(self, path: str | Path, clock: Clock):
-        self.path = Path(path)
+    def __init__(self, clock: Clock):
         self.clock = clock
-        create_private(self.path)
-        try:
-            self.db = sqlite_utils.Database(sqlite3.connect(str(self.path), check_same_thread=False))
-            # WAL and a busy timeout let two scans share the file without
-            # "database is locked"; writes are short transactions.
-            self.db.execute("PRAGMA busy_timeout = 30000")
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a consent-matcher database ({exc})") from None
+        self._depth = 0
+        self._before_commit: list[Callable[[], None]] = []
+        self._locks_held: set[tuple[str, bool]] = set()  # taken in the current write transaction
 
-    @property
-    def conn(self) -> sqlite3.Connection:
-        return self.db.conn
+    # -- what each backend provides ----------------------------------------------------------
+
+    name: str = ""  # what messages call it (a URL without its password)
+    driver_errors: tuple[type[Exception], ...] = ()  # what the driver raises on a bad database
 
     def close(self) -> None:
-        self.db.close()
+        raise NotImplementedError
+
+    def query(self, sql: str, params=()) -> Iterator[dict]:
+        raise NotImplementedError
+
+    def execute(self, sql: str, params=()):
+        """Run one statement; a cursor with ``rowcount`` and ``fetchone()`` (rows as tuples)."""
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows) -> None:
+        raise NotImplementedError
+
+    def bulk_insert(self, table: str, columns: list[str], rows) -> None:
+        """Insert many rows (an iterable of value lists in ``columns`` order) as fast as the backend can."""
+        names = ", ".join(f'"{column}"' for column in columns)
+        self.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks(columns)})", rows)
+
+    def stream(self, sql: str, params=()) -> Iterator[tuple]:
+        """Rows (tuples) read one at a time from one snapshot, for results too large to hold at once."""
+        raise NotImplementedError
+
+    def insert(self, sql: str, params=()) -> int:
+        """Run an INSERT into a table with an ``id`` key; the new row's id."""
+        raise NotImplementedError
+
+    def lock(self, name: str, shared: bool = False) -> None:
+        """Hold the named lock until this write transaction ends (writers that must not
+        interleave, such as appends to the audit chain, take it)."""
+
+    @contextlib.contextmanager
+    def held(self, name: str):
+        """Hold the named lock across transactions (outside any), for work that must run alone."""
+        yield
+
+    def compact(self, wait: float = COMPACT_WAIT_SECONDS, tables: tuple[str, ...] = ()) -> None:
+        """Leave no deleted row of ``tables`` anywhere in the database's files."""
+        raise NotImplementedError
+
+    def _transaction(self):
+        raise NotImplementedError
+
+    def after_copy(self, tables: list[str]) -> None:
+        """Rows with their ids were copied into ``tables``: new rows must get ids past them."""
+
+    # -- shared ---------------------------------------------------------------------------
 
     def now(self) -> str:
         return self.clock.now()
 
-    @contextlib.contextmanager
-    def write(self):
-        """One write transaction, its lock taken at the start (BEGIN IMMEDIATE), so
-        what is read inside it (the audit chain's last hash) cannot change
-        before it is written. Nested: part of the caller's transaction."""
-        if self.conn.in_transaction:
-            yield
-            return
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self.conn.rollback()
-                raise
-            self.conn.commit()
-        except sqlite3.OperationalError as exc:
-            # SQLITE_FULL ("database or disk is full"), or SQLITE_IOERR when a write is refused
-            # (a file size limit, a failing disk): either way this write cannot land.
-            if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
-                raise StoreFull(f"cannot write {self.path}: {exc}") from None
-            raise
-
-    def query(self, sql: str, params=()) -> Iterator[dict]:
-        return self.db.query(sql, list(params))
-
     def one(self, sql: str, params=()):
         """The first column of the first row, or None."""
-        row = self.conn.execute(sql, list(params)).fetchone()
+        row = self.execute(sql, params).fetchone()
         return row[0] if row else None
 
-    def execute(self, sql: str, params=()) -> sqlite3.Cursor:
-        return self.conn.execute(sql, list(params))
+    @property
+    def in_write(self) -> bool:
+        return self._depth > 0
 
-    def executemany(self, sql: str, rows) -> None:
-        self.conn.executemany(sql, rows)
+    @contextlib.contextmanager
+    def write(self):
+        """One write transaction. Nested: part of the caller's transaction.
+
+        What was registered with :meth:`before_commit` runs last, inside it.
+        """
+        if self._depth:
+            yield
+            return
+        self._depth = 1
+        try:
+            with self._transaction():
+                yield
+                while self._before_commit:
+                    self._before_commit.pop(0)()
+        finally:
+            self._depth = 0
+            self._before_commit.clear()
+            self._locks_held.clear()
+
+    def before_commit(self, action: Callable[[], None]) -> None:
+        """Run ``action`` at the end of the current write transaction, just before it commits
+        (writes that take a lock shared by every writer hold it only for that moment)."""
+        assert self._depth, "before_commit outside a write transaction"
+        self._before_commit.append(action)
 
     def delete_in(self, table: str, column: str, values: list) -> int:
         """Delete the rows whose ``column`` is one of ``values`` (in chunks: SQLite bounds the parameters)."""
@@ -138,61 +190,26 @@ class Database:
             deleted += self.execute(f"DELETE FROM {table} WHERE {column} IN ({marks(chunk)})", chunk).rowcount
         return deleted
 
-    # -- settings kept in the file ----------------------------------------------------
+    # -- settings kept in the database -------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
         return self.one("SELECT value FROM meta WHERE key = ?", [key])
 
     def set_meta(self, key: str, value: str) -> None:
         with self.write():
-            self.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
+            self.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, value])
 
     def secret(self, key: str) -> str:
         """A random secret of this database (made on first use), e.g. for opaque ids."""
         with self.write():
-            self.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, lower(hex(randomblob(32))))", [key])
+            self.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                         [key, secrets.token_hex(32)])
             return self.get_meta(key)
 
     def increment_meta(self, key: str) -> int:
-        """Add one to a counter kept in the file; its new value."""
+        """Add one to a counter kept in the database; its new value (two writers get two values)."""
         with self.write():
             self.execute("INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key) "
-                         "DO UPDATE SET value = CAST(value AS INTEGER) + 1", [key])
+                         "DO UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT)", [key])
             return int(self.get_meta(key))
-
-    def compact(self, wait: float = COMPACT_WAIT_SECONDS) -> None:
-        """Rewrite the file without free pages, and empty the write-ahead log: deleted
-        rows then survive nowhere in the database's files.
-
-        While another connection reads an older snapshot, its pages (erased rows
-        among them) cannot be overwritten: the checkpoint is tried again for up
-        to ``wait`` seconds, then :class:`NotCompacted` says so.
-        """
-        self.execute("VACUUM")
-        deadline = time.monotonic() + wait
-        while True:
-            busy, wal_frames, copied = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            if not busy and wal_frames == copied:
-                return
-            if time.monotonic() >= deadline:
-                raise NotCompacted(
-                    f"{self.path}: another process has the database open in a read that began before the "
-                    "change, so the deleted data is still in its files (write-ahead log)")
-            time.sleep(0.2)
-
-
-def create_private(path: Path) -> None:
-    """Create the database file readable and writable by its owner only.
-
-    SQLite gives its -wal and -shm files the same permissions as the database.
-    """
-    if path.exists():
-        if path.stat().st_mode & 0o077:
-            os.chmod(path, 0o600)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return  # another process created it between our check and now, with the same mode
-    os.close(fd)

@@ -18,7 +18,9 @@ class Credentials:
         """Give ``name`` (a reviewer or API client) a new token, replacing theirs; their sessions end."""
         with self.db.write():
             self.db.execute(
-                "INSERT OR REPLACE INTO credentials (kind, name, token_sha256, created_at, scope) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO credentials (kind, name, token_sha256, created_at, scope) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (kind, name) DO UPDATE SET token_sha256 = excluded.token_sha256, "
+                "created_at = excluded.created_at, scope = excluded.scope",
                 [kind, name, token_sha256, self.db.now(), scope])
             self.end_sessions_of(kind, name)
 

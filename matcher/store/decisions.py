@@ -19,6 +19,7 @@ _MATCH_FACTS = (
     "FROM files f JOIN faces fa ON fa.sha256 = f.sha256 JOIN matches m ON m.face_id = fa.id "
 )
 _DECISION_COLUMNS = ("path", "person_id", "face_id", "item", "action", "rule", "reason", "policy_sha256", "decided_at")
+_UPDATE_DECISION = ", ".join(f"{column} = excluded.{column}" for column in _DECISION_COLUMNS[2:])
 
 
 def _files_of(sha256s: list[str] | None) -> tuple[str, list]:
@@ -41,7 +42,11 @@ class Decisions:
                 self.db.execute("DELETE FROM matches")
             else:
                 self.db.delete_in("matches", "face_id", face_ids)
-            self.db.executemany("INSERT INTO matches (face_id, person_id, distance) VALUES (?, ?, ?)", matches)
+            # DO UPDATE: another writer may have replaced the same faces' matches meanwhile (its rows
+            # committed after this DELETE read the table); the later write wins, nothing is doubled.
+            self.db.executemany("INSERT INTO matches (face_id, person_id, distance) VALUES (?, ?, ?) ON CONFLICT "
+                                "(face_id) DO UPDATE SET person_id = excluded.person_id, distance = excluded.distance",
+                                matches)
 
     def match_count(self, person_id: int) -> int:
         return self.db.one("SELECT count(*) FROM matches WHERE person_id = ?", [person_id])
@@ -81,8 +86,8 @@ class Decisions:
         with self.db.write():
             self.db.execute(f"DELETE FROM decisions {where}", params)
             self.db.executemany(
-                f"INSERT OR REPLACE INTO decisions ({', '.join(_DECISION_COLUMNS)}) "
-                f"VALUES ({marks(_DECISION_COLUMNS)})",
+                f"INSERT INTO decisions ({', '.join(_DECISION_COLUMNS)}) VALUES ({marks(_DECISION_COLUMNS)}) "
+                f"ON CONFLICT (path, person_id) DO UPDATE SET {_UPDATE_DECISION}",
                 [[getattr(d, column) for column in _DECISION_COLUMNS] for d in decisions])
 
     def by_item(self, item: str) -> DecisionRecord | None:
@@ -93,6 +98,18 @@ class Decisions:
         """``{person id: action}`` for the people seen in a recorded file."""
         return {row["person_id"]: row["action"] for row in self.db.query(
             "SELECT person_id, action FROM decisions WHERE path = ?", [text_path(path)])}
+
+    def of_files(self, paths: list[str]) -> dict[str, dict[int, str]]:
+        """:meth:`of_file` of each of ``paths``, in one query per 500."""
+        found: dict[str, dict[int, str]] = {path: {} for path in paths}
+        stored = {text_path(path): path for path in paths}
+        keys = list(stored)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            for row in self.db.query(f"SELECT path, person_id, action FROM decisions WHERE path IN ({marks(chunk)})",
+                                     chunk):
+                found[stored[row["path"]]][row["person_id"]] = row["action"]
+        return found
 
     def media_of_person_in_scan(self, person_id: int, scan: int) -> list[str]:
         return [row["sha256"] for row in self.db.query(
@@ -137,8 +154,10 @@ class Decisions:
     def set_review(self, review: Review) -> None:
         with self.db.write():
             self.db.execute(
-                "INSERT OR REPLACE INTO reviews (path, person_id, verdict, reviewer, note, facts_sha256, decided_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO reviews (path, person_id, verdict, reviewer, note, facts_sha256, decided_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path, person_id) DO UPDATE SET verdict = excluded.verdict, "
+                "reviewer = excluded.reviewer, note = excluded.note, facts_sha256 = excluded.facts_sha256, "
+                "decided_at = excluded.decided_at",
                 [review.path, review.person_id, review.verdict, review.reviewer, review.note, review.facts_sha256,
                  self.db.now()])
 
@@ -148,7 +167,8 @@ class Decisions:
 
     def add_flood(self, person_id: int, scan: int, media: int) -> None:
         with self.db.write():
-            self.db.execute("INSERT OR IGNORE INTO floods (person_id, scan, media, at) VALUES (?, ?, ?, ?)",
+            self.db.execute("INSERT INTO floods (person_id, scan, media, at) VALUES (?, ?, ?, ?) "
+                            "ON CONFLICT DO NOTHING",
                             [person_id, scan, media, self.db.now()])
 
     def floods(self) -> set[tuple[int, int]]:

@@ -50,8 +50,14 @@ class Observations:
             "WHERE f.path = ? AND f.size = ? AND f.mtime_ns = ?", [text_path(path), size, mtime_ns]))
         return bool(rows) and (rows[0]["media"] is not None or rows[0]["status"] == "error")
 
-    def has_media(self, sha256: str) -> bool:
-        return self.db.one("SELECT 1 FROM media WHERE sha256 = ?", [sha256]) is not None
+    def recorded_media(self, sha256s: list[str]) -> set[str]:
+        """Those of ``sha256s`` whose media are recorded."""
+        found: set[str] = set()
+        for start in range(0, len(sha256s), 500):
+            chunk = sha256s[start : start + 500]
+            found.update(row[0] for row in self.db.execute(
+                f"SELECT sha256 FROM media WHERE sha256 IN ({marks(chunk)})", chunk))
+        return found
 
     def file_sha256(self, path: str) -> str | None:
         return self.db.one("SELECT sha256 FROM files WHERE path = ?", [text_path(path)])
@@ -62,7 +68,7 @@ class Observations:
 
     def mark_seen(self, path: str, scan: int) -> None:
         with self.db.write():
-            self.db.execute("UPDATE files SET last_scan = max(coalesce(last_scan, 0), ?) WHERE path = ?",
+            self.db.execute(f"UPDATE files SET last_scan = {self.db.greatest}(coalesce(last_scan, 0), ?) WHERE path = ?",
                             [scan, text_path(path)])
 
     def update_upload(self, path: str, upload: Upload) -> bool:
@@ -70,7 +76,8 @@ class Observations:
         context = json.dumps(sorted(upload.context))
         with self.db.write():
             cursor = self.db.execute(
-                "UPDATE files SET uploader = ?, context = ? WHERE path = ? AND (uploader IS NOT ? OR context IS NOT ?)",
+                f"UPDATE files SET uploader = ?, context = ? WHERE path = ? "
+                f"AND (uploader {self.db.is_not} ? OR context {self.db.is_not} ?)",
                 [upload.uploader, context, text_path(path), upload.uploader, context])
         return cursor.rowcount > 0
 
@@ -87,20 +94,25 @@ class Observations:
             if replace and obs.sha256 is not None and not obs.error:
                 self._drop_media_faces(obs.sha256)
                 self.db.execute("DELETE FROM media WHERE sha256 = ?", [obs.sha256])
-            # OR IGNORE: another scan may have recorded the same content meanwhile;
+            # DO NOTHING: another scan may have recorded the same content meanwhile;
             # then its faces stand and these are not added a second time.
             new_media = False
             if obs.sha256 is not None:
                 dropped = sum(1 for face in obs.faces if face.embedding is None)
                 new_media = self.db.execute(
-                    "INSERT OR IGNORE INTO media (sha256, kind, format, status, error, width, height, engine, "
-                    "scanned_at, embeddings_dropped, gallery_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO media (sha256, kind, format, status, error, width, height, engine, scanned_at, "
+                    "embeddings_dropped, gallery_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                    "coalesce((SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'gallery_version'), 0)) "
+                    "ON CONFLICT DO NOTHING",
                     [obs.sha256, obs.kind, obs.format, "error" if obs.media_error else "ok", obs.media_error,
-                     obs.width, obs.height, obs.engine, self.db.now(), dropped, self.gallery_version()],
+                     obs.width, obs.height, obs.engine, self.db.now(), dropped],
                 ).rowcount == 1
             if new_media:
+                # Shared: writers of faces run side by side, but not while blocks are packed
+                # (a face id handed out must be committed before the packing reads past it).
+                self.db.lock("faces", shared=True)
                 self.db.executemany(
-                    "INSERT INTO faces (sha256, seq, frame_time, top, right, bottom, left, embedding, quality) "
+                    'INSERT INTO faces (sha256, seq, frame_time, top, "right", bottom, "left", embedding, quality) '
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [[obs.sha256, seq, face.frame_time, face.box.top, face.box.right, face.box.bottom, face.box.left,
                       None if face.embedding is None else to_blob(face.embedding),
@@ -116,8 +128,8 @@ class Observations:
                 "sha256 = excluded.sha256, size = excluded.size, mtime_ns = excluded.mtime_ns, "
                 "status = excluded.status, error = excluded.error, uploader = excluded.uploader, "
                 "context = excluded.context, seen_at = excluded.seen_at, "
-                "last_scan = max(coalesce(files.last_scan, 0), coalesce(excluded.last_scan, 0)), "
-                "scanned_in = CASE WHEN files.sha256 IS excluded.sha256 THEN files.scanned_in "
+                f"last_scan = {self.db.greatest}(coalesce(files.last_scan, 0), coalesce(excluded.last_scan, 0)), "
+                f"scanned_in = CASE WHEN files.sha256 {self.db.is_} excluded.sha256 THEN files.scanned_in "
                 "ELSE excluded.scanned_in END",
                 [text_path(obs.path), obs.sha256, obs.size, obs.mtime_ns, "error" if obs.file_error else "ok",
                  obs.file_error, upload.uploader, json.dumps(sorted(upload.context)), self.db.now(), scan, scan],
@@ -145,7 +157,7 @@ class Observations:
                 root = text_path(root)
                 prefix = root.rstrip(os.sep) + os.sep
                 # substr, not LIKE: '%' and '_' are ordinary characters in folder names.
-                where = "(path = ? OR substr(path, 1, ?) = ?) AND (last_scan IS NULL OR last_scan < ?)"
+                where = "(path = ? OR substr(path, 1, CAST(? AS INTEGER)) = ?) AND (last_scan IS NULL OR last_scan < ?)"
                 params = [root, len(prefix), prefix, scan]
                 self.db.execute(f"DELETE FROM decisions WHERE path IN (SELECT path FROM files WHERE {where})", params)
                 dropped += self.db.execute(f"DELETE FROM files WHERE {where}", params).rowcount
@@ -158,10 +170,6 @@ class Observations:
                 self.db.execute(f"DELETE FROM faces WHERE sha256 IN ({orphans})")
                 self.db.execute(f"DELETE FROM media WHERE sha256 IN ({orphans})")
         return dropped
-
-    def media_recorded_in_scan(self, scan: int) -> list[str]:
-        return [row["sha256"] for row in self.db.query(
-            "SELECT DISTINCT sha256 FROM files WHERE scanned_in = ? AND sha256 IS NOT NULL", [scan])]
 
     # -- retention ------------------------------------------------------------------------
 
@@ -192,7 +200,7 @@ class Observations:
             where += f" AND sha256 IN ({marks(sha256s)})"
             params = list(sha256s)
         current, frame = None, None
-        query = (f"SELECT id, sha256, frame_time, embedding, quality, left, right FROM faces {where} "
+        query = (f'SELECT id, sha256, frame_time, embedding, quality, "left", "right" FROM faces {where} '
                  "ORDER BY sha256, frame_time, seq")
         for row in self.db.query(query, params):
             key = (row["sha256"], row["frame_time"])
@@ -243,43 +251,39 @@ class Observations:
         since the last packing are packed first.
         """
         self.pack_blocks()
-        for face_ids, embeddings in self.db.execute(
-                "SELECT face_ids, embeddings FROM face_blocks ORDER BY first_face_id"):
+        # Streamed, one block at a time, from one snapshot: 10 million faces are 2.5 GB.
+        for face_ids, embeddings in self.db.stream("SELECT face_ids, embeddings FROM face_blocks ORDER BY first_face_id"):
             ids = np.frombuffer(face_ids, dtype="<i8")
             yield ids, np.frombuffer(embeddings, dtype="<f2").reshape(len(ids), -1)
 
     def pack_blocks(self) -> None:
+        """Pack the faces stored since the last packing, one block at a time (memory stays flat)."""
         with self.db.write():
+            self.db.lock("faces")  # alone: every face id below those it packs is committed
             last = self.db.one("SELECT max(last_face_id) FROM face_blocks") or 0
             tail = list(self.db.query("SELECT * FROM face_blocks WHERE last_face_id = ? AND count < ?",
                                       [last, FACE_BLOCK]))
-            ids, blobs = [], []
+            ids = np.zeros(0, dtype="<i8")
+            blob = b""
             if tail:  # top up the last, partly filled block
-                ids.append(np.frombuffer(tail[0]["face_ids"], dtype="<i8"))
-                blobs.append(tail[0]["embeddings"])
-                self.db.execute("DELETE FROM face_blocks WHERE first_face_id = ?", [tail[0]["first_face_id"]])
-            new_ids, new_vectors = [], []
-            for face_id, blob in self.db.execute(
-                    "SELECT id, embedding FROM faces WHERE id > ? AND embedding IS NOT NULL ORDER BY id", [last]):
-                new_ids.append(face_id)
-                new_vectors.append(blob)
-            if not new_ids and not tail:
-                return
-            if new_ids:
-                ids.append(np.array(new_ids, dtype="<i8"))
-                vectors = np.frombuffer(b"".join(new_vectors), dtype="<f4").astype("<f2")
-                blobs.append(vectors.tobytes())
-            all_ids = np.concatenate(ids)
-            packed = np.frombuffer(b"".join(blobs), dtype="<f2").reshape(len(all_ids), -1)
-            for start in range(0, len(all_ids), FACE_BLOCK):
-                block_ids = all_ids[start : start + FACE_BLOCK]
+                ids, blob = np.frombuffer(tail[0]["face_ids"], dtype="<i8"), tail[0]["embeddings"]
+            while True:
+                rows = self.db.execute("SELECT id, embedding FROM faces WHERE id > ? AND embedding IS NOT NULL "
+                                       "ORDER BY id LIMIT ?", [last, FACE_BLOCK - len(ids)]).fetchall()
+                if not rows:
+                    return
+                if len(ids):
+                    self.db.execute("DELETE FROM face_blocks WHERE first_face_id = ?", [int(ids[0])])
+                ids = np.concatenate([ids, np.array([row[0] for row in rows], dtype="<i8")])
+                blob += np.frombuffer(b"".join(row[1] for row in rows), dtype="<f4").astype("<f2").tobytes()
                 self.db.execute(
                     "INSERT INTO face_blocks (first_face_id, last_face_id, count, face_ids, embeddings) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [int(block_ids[0]), int(block_ids[-1]), len(block_ids), block_ids.tobytes(),
-                     packed[start : start + FACE_BLOCK].tobytes()],
-                )
+                    "VALUES (?, ?, ?, ?, ?)", [int(ids[0]), int(ids[-1]), len(ids), ids.tobytes(), blob])
+                last = int(ids[-1])
+                if len(ids) == FACE_BLOCK:
+                    ids, blob = np.zeros(0, dtype="<i8"), b""
 
     def _unpack_from(self, face_id: int) -> None:
         """Faces from ``face_id`` on changed: their packed blocks are dropped (re-packed on next use)."""
+        self.db.lock("faces")  # not while another writer packs them
         self.db.execute("DELETE FROM face_blocks WHERE last_face_id >= ?", [face_id])

@@ -46,11 +46,10 @@ class People:
         with self.db.write():
             existing = self.by_name(name)
             if existing is None:
-                cursor = self.db.execute(
+                person_id = self.db.insert(
                     "INSERT INTO people (name, public_figure, accounts, enrolled_at) VALUES (?, ?, ?, ?)",
                     [name, int(bool(public_figure)), json.dumps(sorted(set(accounts))), self.db.now()],
                 )
-                person_id = cursor.lastrowid
             else:
                 person_id = existing.id
                 merged = sorted(set(existing.accounts) | set(accounts))
@@ -60,8 +59,8 @@ class People:
             added = 0
             for reference in references:
                 cursor = self.db.execute(
-                    "INSERT OR IGNORE INTO reference_faces (person_id, engine, embedding, photo_sha256, added_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO reference_faces (person_id, engine, embedding, photo_sha256, added_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [person_id, engine, to_blob(reference.embedding), reference.photo_sha256, self.db.now()],
                 )
                 added += cursor.rowcount

@@ -55,10 +55,11 @@ class PersonKeys:
         return self.db.one("SELECT key FROM person_keys WHERE person_id = ?", [person_id])
 
     def _new_key(self, person_id: int) -> bytes:
-        key = os.urandom(32)
+        """A new key for the person, or the one another writer made for them at the same moment."""
         with self.db.write():
-            self.db.execute("INSERT INTO person_keys (person_id, key) VALUES (?, ?)", [person_id, key])
-        return key
+            self.db.execute("INSERT INTO person_keys (person_id, key) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                            [person_id, os.urandom(32)])
+            return self._key(person_id)
 
 
 def _context(person_id: int) -> bytes:

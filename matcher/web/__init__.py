@@ -10,16 +10,33 @@ JavaScript.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
+import os
 
 from fastapi import FastAPI
 
 from matcher.clock import SYSTEM_CLOCK, Clock
-from matcher.policy import Policy
+from matcher.policy import Policy, load_policy
 from matcher.services import open_session
 from matcher.web import api, person, reviewer, security
 from matcher.web.context import WebContext, WebSettings
 
-__all__ = ["WebSettings", "create_app"]
+__all__ = ["WebSettings", "app_from_environment", "create_app", "factory_environment"]
+
+# What `serve --workers N` hands each server process (the database, the rules file, the settings).
+FACTORY_VARIABLE = "CONSENT_MATCHER_WEB_APP"
+
+
+def factory_environment(db_path: str, policy_path: str, settings: WebSettings) -> dict[str, str]:
+    return {FACTORY_VARIABLE: json.dumps({"db": str(db_path), "policy": policy_path,
+                                          "settings": dataclasses.asdict(settings)})}
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one server process of several (uvicorn's app factory): each builds its own."""
+    config = json.loads(os.environ[FACTORY_VARIABLE])
+    return create_app(config["db"], load_policy(config["policy"]), WebSettings(**config["settings"]))
 
 
 def create_app(db_path: str, policy: Policy, settings: WebSettings = WebSettings(),

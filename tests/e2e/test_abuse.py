@@ -6,7 +6,6 @@ escapes from uploaders, report files, and a full disk mid-scan."""
 import json
 import os
 import shutil
-import sqlite3
 import stat
 import subprocess
 import sys
@@ -16,12 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import Cli
+from helpers import Cli, _Raw
 
 EILEEN = "Eileen Collins"
 
 
-def test_a_stranger_enrolled_on_the_web_leads_to_review_never_removal(demo_folder, tmp_path):
+def test_a_stranger_enrolled_on_the_web_leads_to_review_never_removal(new_db, demo_folder, tmp_path):
     """Anyone may upload someone else's photos on /enroll: without a liveness check (or an operator's
     verification) the opt-out is unverified, and the person's photos go to a reviewer."""
     pytest.importorskip("fastapi", reason="the web app needs the [web] extra")
@@ -30,7 +29,7 @@ def test_a_stranger_enrolled_on_the_web_leads_to_review_never_removal(demo_folde
     from matcher.policy import load_policy
     from matcher.web import create_app
 
-    db = tmp_path / "consent.db"
+    db = new_db("consent")
     client = TestClient(create_app(str(db), load_policy(None)), base_url="https://testserver")
     client.get("/")
     token = client.cookies["cm_csrf"]
@@ -59,18 +58,14 @@ def test_an_operator_verifies_and_operator_enrollments_are_verified(cli, demo_fo
     assert entry["actor"].startswith("cli:")
 
 
-def database_bytes(db: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
-
-
-def test_erasure_leaves_nothing_of_the_person_readable_in_the_audit_trail(demo_folder, tmp_path):
+def test_erasure_leaves_nothing_of_the_person_readable_in_the_audit_trail(private_db, demo_folder, tmp_path):
     """Notes, uploaders and paths about the person were kept word for word in the trail after an
     erasure. They are now encrypted with a key of the person's, which erasure destroys."""
     media = tmp_path / "media"
     shutil.copytree(demo_folder["media"], media)
     (tmp_path / "uploads.csv").write_text("path,uploader,context\nmedia/uploads/astronaut-press-photo.jpg,"
                                           "daily-news-desk,news\n")
-    cli = Cli(tmp_path / "consent.db")
+    cli = Cli(private_db.target)
     cli("enroll", EILEEN, demo_folder["reference"])
     cli("scan", "--quiet", "--manifest", tmp_path / "uploads.csv", media)
     cli("consent", "grant", EILEEN, "--uploader", "her-sister-uploads")
@@ -80,7 +75,7 @@ def test_erasure_leaves_nothing_of_the_person_readable_in_the_audit_trail(demo_f
     assert trail["review"]["detail"] == "she is in hospital, bed 14"  # readable while she is enrolled
     personal = [b"she is in hospital, bed 14", b"her-sister-uploads", b"astronaut-press-photo.jpg"]
     cli("forget", EILEEN, "--yes")
-    stored = database_bytes(cli.db)
+    stored = private_db.stored_bytes()
     assert not any(secret in stored for secret in personal[:2])
     for entry in cli.json("audit"):
         if entry["event"] in ("review", "consent-grant", "decision") and entry["detail"]:
@@ -88,26 +83,28 @@ def test_erasure_leaves_nothing_of_the_person_readable_in_the_audit_trail(demo_f
     assert cli.json("audit", "verify")["ok"]
 
 
-def test_an_erasure_that_has_not_reached_the_file_says_so(cli, demo_folder):
+def test_an_erasure_that_has_not_reached_the_file_says_so(private_db, demo_folder):
     """Before: with another connection reading, forget said "database compacted" while the name and
     embeddings stayed in the file. Now it waits, then fails saying what remains and what to do."""
+    cli = Cli(private_db.target)
     cli("enroll", EILEEN, demo_folder["reference"])
-    reader = sqlite3.connect(cli.db)
+    reader = _Raw(cli.db).conn
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM people").fetchone()  # a read transaction, held open
     result = cli("forget", EILEEN, "--yes", ok=False)
     assert result.exit_code == 1
     assert "erased from the records, but NOT yet from the disk" in result.output
     assert "consent-matcher compact" in result.output
-    assert EILEEN.encode() in database_bytes(cli.db)  # true: it is still there
+    assert EILEEN.encode() in private_db.stored_bytes()  # true: it is still there
     reader.close()
     assert cli.json("compact")["compacted"]
-    assert EILEEN.encode() not in database_bytes(cli.db)
+    assert EILEEN.encode() not in private_db.stored_bytes()
     assert cli.json("people") == []
 
 
-def test_links_out_of_the_scanned_folders_are_not_followed(cli, demo_folder, tmp_path):
+def test_links_out_of_the_scanned_folders_are_not_followed(private_db, demo_folder, tmp_path):
     """Before: a link to /etc/shadow had the file read and its SHA-256 stored."""
+    cli = Cli(private_db.target)
     outside = tmp_path / "outside"
     outside.mkdir()
     secret = outside / "private.jpg"
@@ -125,7 +122,7 @@ def test_links_out_of_the_scanned_folders_are_not_followed(cli, demo_folder, tmp
     assert report["link-out.jpg"]["sha256"] is None and report["link-in.jpg"]["status"] == "ok"
     import hashlib
 
-    assert hashlib.sha256(secret.read_bytes()).hexdigest().encode() not in database_bytes(cli.db)
+    assert hashlib.sha256(secret.read_bytes()).hexdigest().encode() not in private_db.stored_bytes()
     os.utime(media / "link-out.jpg", follow_symlinks=False)
     followed = cli.json("scan", "--follow-links", media)
     assert followed["errors"] == 0 and cli.report()["link-out.jpg"]["decision"] == "remove"
@@ -166,12 +163,13 @@ def test_report_files_are_private_to_their_owner(cli, demo_folder, tmp_path):
         assert stat.S_IMODE(out.stat().st_mode) == 0o600 and out.read_text() != "old"
 
 
+FILES = 400
 FULL_DISK = r"""
 set -u
 mount -t tmpfs -o size=8m tmpfs "$MNT" || exit 77
 "$PY" -m matcher --db "$MNT/c.db" people >/dev/null
 free=$(df --output=avail -B1 "$MNT" | tail -n 1)
-head -c $((free - 160000)) /dev/zero > "$MNT/filler" 2>/dev/null
+head -c $((free - 100000)) /dev/zero > "$MNT/filler" 2>/dev/null
 "$PY" -m matcher --db "$MNT/c.db" scan --workers 1 --quiet --json "$MEDIA" >"$OUT/first.json" 2>"$OUT/first.err"
 echo $? >"$OUT/first.rc"
 rm "$MNT/filler"
@@ -181,14 +179,15 @@ echo $? >"$OUT/second.rc"
 """
 
 
+@pytest.mark.sqlite_only("an SQLite file on a small filesystem")
 def test_a_full_disk_mid_scan_stops_with_one_line_and_the_rerun_finishes(tmp_path):
     """Before: a Python traceback (sqlite3.OperationalError: database or disk is full). On an 8 MB
-    filesystem filled but for 160 KB (mounted in a private namespace, as root or in a user namespace)."""
+    filesystem filled but for 100 KB, and more files than that holds, even written in batches (mounted in a private namespace, as root or in a user namespace)."""
     if shutil.which("unshare") is None:
         pytest.skip("needs util-linux's unshare to mount a small filesystem")
     media = tmp_path / "media"
     media.mkdir()
-    for index in range(40):
+    for index in range(FILES):
         noise = np.random.default_rng(index).integers(0, 255, (120, 160, 3), dtype=np.uint8)
         Image.fromarray(noise).save(media / f"{index:02d}.jpg")
     mount_point, out = tmp_path / "small-disk", tmp_path / "out"
@@ -205,9 +204,9 @@ def test_a_full_disk_mid_scan_stops_with_one_line_and_the_rerun_finishes(tmp_pat
     assert line.startswith("scan stopped, the database cannot be written (is the disk full?)")
     assert "run the same scan again to finish the rest" in line and "Traceback" not in first_error
     recorded = int(line.split(". ")[1].split()[0])
-    assert 0 < recorded < 40
+    assert 0 < recorded < FILES
     assert (out / "second.rc").read_text().strip() == "0", (out / "second.err").read_text()
     second = json.loads((out / "second.json").read_text())
-    assert second["unchanged"] + second["scanned"] == 40 and second["unchanged"] >= recorded - 1
+    assert second["unchanged"] + second["scanned"] == FILES and second["unchanged"] >= recorded - 1
     report = json.loads((out / "report.json").read_text())
-    assert len(report) == len({entry["path"] for entry in report}) == 40
+    assert len(report) == len({entry["path"] for entry in report}) == FILES

@@ -36,10 +36,10 @@ def folder(demo_folder, tmp_path):
 
 
 @pytest.mark.parametrize("ship", [False, True], ids=["shared-folder", "ship-bytes"])
-def test_dask_scan_reports_what_a_local_scan_does(demo_folder, folder, tmp_path, ship):
+def test_dask_scan_reports_what_a_local_scan_does(new_db, demo_folder, folder, tmp_path, ship):
     reports = []
     for name, extra in (("local", []), ("dask", ["--dask", "local", "--workers", "2"] + (["--ship-bytes"] if ship else []))):
-        cli = Cli(tmp_path / f"{name}.db")
+        cli = Cli(new_db(name))
         cli("enroll", EILEEN, demo_folder["reference"])
         summary = cli.json("scan", folder, *extra)
         assert summary["files"] == 26 and summary["errors"] == 1
@@ -60,21 +60,22 @@ def scan_on_local_cluster(db, media, engine):
         return scan(session, [str(media)], executor=executor, workers=threads, options=ScanOptions(engine=engine))
 
 
-def test_a_killed_worker_does_not_lose_files(demo_folder, tmp_path):
+def test_a_killed_worker_does_not_lose_files(new_db, demo_folder, tmp_path):
     media = tmp_path / "media"
     media.mkdir()
     crops(demo_folder, media, 8)
     marker = tmp_path / "a-worker-was-killed"
-    summary = scan_on_local_cluster(tmp_path / "c.db", media, KillOnceSpec(str(marker)))
+    db = new_db("c")
+    summary = scan_on_local_cluster(db, media, KillOnceSpec(str(marker)))
     assert marker.exists(), "no worker was killed"
     assert (summary.files, summary.scanned, summary.errors) == (16, 16, 0), summary.error_files
     assert summary.decisions["none"] == 16 and summary.faces >= 16  # every photo read, its face found
-    report = Cli(tmp_path / "c.db").json("report")
+    report = Cli(db).json("report")
     assert len(report) == len({entry["path"] for entry in report}) == 16
     assert all(entry["status"] == "ok" and entry["faces"] for entry in report)
 
 
-def test_a_file_that_fails_on_every_worker_is_an_error(demo_folder, tmp_path):
+def test_a_file_that_fails_on_every_worker_is_an_error(new_db, demo_folder, tmp_path):
     import dask
 
     media = tmp_path / "media"
@@ -86,10 +87,11 @@ def test_a_file_that_fails_on_every_worker_is_an_error(demo_folder, tmp_path):
     # read when a worker dies is blamed, whatever the machine's load.
     with dask.config.set({"distributed.scheduler.allowed-failures": 1,
                           "distributed.scheduler.worker-saturation": 1.0}):
-        summary = scan_on_local_cluster(tmp_path / "c.db", media, KillOnSpec(width=333))
+        db = new_db("c")
+        summary = scan_on_local_cluster(db, media, KillOnSpec(width=333))
     assert (summary.files, summary.scanned, summary.errors) == (7, 7, 1)
     [(path, error)] = summary.error_files
     assert os.path.basename(path) == "poison.jpg" and error.startswith("no worker could process the file (KilledWorker")
-    report = {os.path.basename(e["path"]): e for e in Cli(tmp_path / "c.db").json("report")}
+    report = {os.path.basename(e["path"]): e for e in Cli(db).json("report")}
     assert report["poison.jpg"]["status"] == "error"
     assert all(entry["status"] == "ok" for name, entry in report.items() if name != "poison.jpg")

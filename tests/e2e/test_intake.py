@@ -235,7 +235,7 @@ def test_moved_and_deleted_files(cli, demo_folder, tmp_path):
     assert report["moved.jpg"]["decision"] == "remove"
 
 
-def test_unreadable_file_is_an_error(demo_folder, tmp_path):
+def test_unreadable_file_is_an_error(new_db, demo_folder, tmp_path):
     """A file without read permission. Root reads anything, so root drops that capability."""
     media = tmp_path / "media"
     media.mkdir()
@@ -248,7 +248,7 @@ def test_unreadable_file_is_an_error(demo_folder, tmp_path):
             pytest.skip("running as root without setpriv: cannot make a file unreadable")
         prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
     result = subprocess.run(
-        [*prefix, sys.executable, "-m", "matcher", "--db", str(tmp_path / "c.db"), "scan", "--json", str(media)],
+        [*prefix, sys.executable, "-m", "matcher", "--db", str(new_db("c")), "scan", "--json", str(media)],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr

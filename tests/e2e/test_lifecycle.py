@@ -7,14 +7,13 @@ nothing could be decoded again.
 
 import json
 import shutil
-import sqlite3
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageFilter
 
-from helpers import Cli, DayClock, headless_chromium, sideways_overflow
+from helpers import Cli, DayClock, headless_chromium, raw, sideways_overflow
 
 EILEEN = "Eileen Collins"
 
@@ -141,16 +140,16 @@ def test_retroactive_matching_of_a_new_enrollment_decodes_nothing(cli, demo_fold
     assert decisions(cli)["alice-1.jpg"] == ("remove", "no-consent")
 
 
-def test_no_retention_keeps_no_unmatched_embedding_and_rescan_catches_up(demo_folder, media, tmp_path):
+def test_no_retention_keeps_no_unmatched_embedding_and_rescan_catches_up(new_db, demo_folder, media, tmp_path):
     rules = tmp_path / "rules.toml"
     from matcher.policy import default_policy_path
 
     rules.write_text(default_policy_path().read_text().replace("keep_unmatched_embeddings = true",
                                                                "keep_unmatched_embeddings = false"))
-    cli = Cli(tmp_path / "c.db", rules)
+    cli = Cli(new_db("c"), rules)
     cli("enroll", EILEEN, demo_folder["reference"])
     scan(cli, media)
-    with sqlite3.connect(cli.db) as conn:
+    with raw(cli.db) as conn:
         kept = conn.execute("SELECT count(*), count(embedding) FROM faces").fetchone()
     # Eileen in 3 photos and Hopper: only Eileen's 3 keep their embedding.
     assert kept[1] == 3 and kept[0] > 3
@@ -166,11 +165,11 @@ def test_no_retention_keeps_no_unmatched_embedding_and_rescan_catches_up(demo_fo
     assert summary["scanned"] == len(result["need_rescan"]) and summary["unchanged"] == 4 - summary["scanned"]
     assert decisions(cli)["hopper.jpg"] == ("remove", "no-consent")
     assert cli.json("enroll", "Grace Hopper", hopper_ref)["need_rescan"] == []  # nothing new enrolled
-    with sqlite3.connect(cli.db) as conn:
+    with raw(cli.db) as conn:
         assert conn.execute("SELECT count(*) FROM faces GROUP BY sha256, seq HAVING count(*) > 1").fetchall() == []
 
 
-def test_flood_guard_sends_a_burst_of_weaker_matches_to_review(demo_folder, tmp_path):
+def test_flood_guard_sends_a_burst_of_weaker_matches_to_review(new_db, demo_folder, tmp_path):
     """Past the limit, a person's matches of that scan go to review, except strong ones (distance up to
     0.45, which no stranger has come near): a much-photographed person's clear photos still go."""
     rules = tmp_path / "rules.toml"
@@ -178,7 +177,7 @@ def test_flood_guard_sends_a_burst_of_weaker_matches_to_review(demo_folder, tmp_
 
     rules.write_text(default_policy_path().read_text().replace("max_media_per_person_per_scan = 50",
                                                                "max_media_per_person_per_scan = 3"))
-    cli = Cli(tmp_path / "c.db", rules)
+    cli = Cli(new_db("c"), rules)
     cli("enroll", EILEEN, demo_folder["reference"])
     folder = tmp_path / "burst"
     folder.mkdir()
@@ -230,11 +229,14 @@ def test_review_queue_verdict_stands_until_the_facts_change(cli, demo_folder, me
     assert any(e["event"] == "review-expired" for e in trail)
 
 
-def test_forget_leaves_no_byte_of_the_person_in_the_database_files(cli, demo_folder, media, media_gone):
+def test_forget_leaves_no_byte_of_the_person_in_the_database_files(private_db, demo_folder, media, media_gone):
+    """SQLite: the file and its write-ahead log. PostgreSQL: every file of the cluster's data directory
+    (dead row versions, write-ahead log segments, planner statistics...)."""
+    cli = Cli(private_db.target)
     cli("enroll", EILEEN, demo_folder["reference"])
     scan(cli, media)
     cli("consent", "grant", EILEEN, "--uploader", "bob")
-    with sqlite3.connect(cli.db) as conn:
+    with raw(cli.db) as conn:
         secrets = [row[0] for row in conn.execute("SELECT embedding FROM reference_faces")]
         secrets += [row[0] for row in conn.execute(
             "SELECT f.embedding FROM faces f JOIN matches m ON m.face_id = f.id WHERE m.person_id IS NOT NULL")]
@@ -242,9 +244,7 @@ def test_forget_leaves_no_byte_of_the_person_in_the_database_files(cli, demo_fol
                                  "WHERE m.person_id IS NULL").fetchone()[0]
     assert len(secrets) == 4
 
-    def database_bytes() -> bytes:
-        return b"".join(p.read_bytes() for p in cli.db.parent.glob(cli.db.name + "*"))
-
+    database_bytes = private_db.stored_bytes
     before = database_bytes()
     assert all(secret in before for secret in secrets) and EILEEN.encode() in before  # the search works
     media_gone()
@@ -261,7 +261,7 @@ def test_forget_leaves_no_byte_of_the_person_in_the_database_files(cli, demo_fol
     assert EILEEN.encode() not in after
     assert cli.json("people") == []
     assert {d for d in decisions(cli).values()} == {("none", None)}
-    with sqlite3.connect(cli.db) as conn:  # faces of other people are kept
+    with raw(cli.db) as conn:  # faces of other people are kept
         assert conn.execute("SELECT count(*) FROM faces").fetchone()[0] == unrelated
     [erasure] = [e for e in cli.json("audit") if e["event"] == "erasure"]
     assert erasure["subject"] == result["erased"] == "person:1"
@@ -279,14 +279,14 @@ def test_audit_chain_catches_edits_and_deletions(cli, demo_folder, media):
     verified = cli.json("audit", "verify")
     assert verified["ok"] and verified["entries"] == len(trail)
 
-    with sqlite3.connect(cli.db) as conn:
+    with raw(cli.db) as conn:
         conn.execute("UPDATE audit SET new = 'allow' WHERE id = 4")
     result = cli("audit", "verify", ok=False)
     assert result.exit_code == 1 and "BROKEN at entry 4" in result.output and "edited" in result.output
-    with sqlite3.connect(cli.db) as conn:
+    with raw(cli.db) as conn:
         conn.execute("UPDATE audit SET new = ? WHERE id = 4", [trail[3]["new"]])
     assert cli.json("audit", "verify")["ok"]
-    with sqlite3.connect(cli.db) as conn:
+    with raw(cli.db) as conn:
         conn.execute("DELETE FROM audit WHERE id = 3")
     assert cli.json("audit", "verify", ok=False)["broken_at"] == 4
 
@@ -330,11 +330,13 @@ def test_html_report_is_self_contained_and_renders_in_chromium(cli, demo_folder,
             assert len(colours) > 5000  # photos, not an empty page
 
 
-def test_an_enrollment_during_a_scan_reaches_the_files_scanned_after_it(cli, demo_folder, tmp_path):
-    """The scan decides on a snapshot; what changed meanwhile is applied to its files at its end."""
+def test_an_enrollment_during_a_scan_reaches_the_files_scanned_after_it(cli, demo_folder, tmp_path, monkeypatch):
+    """The scan decides on a snapshot of the facts, taken anew as soon as they change."""
     from matcher.policy import load_policy
-    from matcher.services import open_session
+    from matcher.services import open_session, scanning
     from matcher.services.scanning import scan as run_scan
+
+    monkeypatch.setattr(scanning, "BATCH_FILES", 1)  # each file recorded alone: the enrollment lands between two
 
     folder = tmp_path / "burst"
     folder.mkdir()

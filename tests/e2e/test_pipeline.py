@@ -3,7 +3,6 @@
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from helpers import raw
 
 EXPECTED = {
     "astronaut-portrait.jpg": "remove",
@@ -53,7 +54,8 @@ def test_enroll_consent_scan_report(cli, demo_folder):
     # Revoking the consent re-decides from stored faces.
     cli("consent", "revoke", "1")
     assert cli.report()["astronaut-mirrored.jpg"]["decision"] == "remove"
-    assert os.stat(cli.db).st_mode & 0o077 == 0
+    if not str(cli.db).startswith("postgresql://"):
+        assert os.stat(cli.db).st_mode & 0o077 == 0
 
 
 def test_rescan_is_incremental_and_copies_are_linked(cli, demo_folder, tmp_path):
@@ -64,7 +66,7 @@ def test_rescan_is_incremental_and_copies_are_linked(cli, demo_folder, tmp_path)
     shutil.copy(media / "uploads" / "astronaut-portrait.jpg", media / "copy of portrait.jpg")
     second = cli.json("scan", media)
     assert (second["unchanged"], second["copies"], second["scanned"]) == (first["files"], 1, 0)
-    with sqlite3.connect(cli.db) as db:
+    with raw(cli.db) as db:
         assert db.execute("SELECT count(*) FROM media").fetchone()[0] == first["files"]
         faces = db.execute("SELECT count(*) FROM faces").fetchone()[0]
     assert faces == first["faces"]
@@ -131,7 +133,7 @@ def test_how_much_blur_the_gate_lets_through(cli, demo_folder, tmp_path, sigma, 
     [(signal.SIGKILL, []), (signal.SIGINT, []), (signal.SIGINT, ["--dask", "local"])],
     ids=["kill-9", "ctrl-c", "ctrl-c-dask-client"],
 )
-def test_a_scan_killed_mid_way_resumes_without_duplicates(demo_folder, tmp_path, stop, extra):
+def test_a_scan_killed_mid_way_resumes_without_duplicates(new_db, demo_folder, tmp_path, stop, extra):
     """Stop a real scan process (kill -9, Ctrl-C), run it again: every file once, nothing lost."""
     from matcher.demo import package_photos
 
@@ -145,7 +147,7 @@ def test_a_scan_killed_mid_way_resumes_without_duplicates(demo_folder, tmp_path,
     for i in range(count):  # distinct files (different crops), so each is really scanned
         source = astronaut if i % 2 else hopper
         source.crop((i, i, source.width - i, source.height - i)).save(media / f"photo {i:02d}.jpg")
-    db = tmp_path / "c.db"
+    db = new_db("c")
     command = [sys.executable, "-m", "matcher", "--db", str(db), "scan", "--workers", "2", "--quiet", *extra,
                str(media)]
     # SIGINT must reach the scan as a terminal's Ctrl-C would, even when pytest runs in the background.
@@ -156,9 +158,9 @@ def test_a_scan_killed_mid_way_resumes_without_duplicates(demo_folder, tmp_path,
     while time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
         try:
-            with sqlite3.connect(db, timeout=5) as conn:
+            with raw(db) as conn:
                 done = conn.execute("SELECT count(*) FROM files").fetchone()[0]
-        except sqlite3.OperationalError:
+        except Exception:  # the scan holds the file at this moment
             continue
         if done >= 5:
             break
@@ -167,10 +169,10 @@ def test_a_scan_killed_mid_way_resumes_without_duplicates(demo_folder, tmp_path,
     assert process.wait(timeout=60) == (-signal.SIGKILL if stop == signal.SIGKILL else 130)
     assert 5 <= done < count
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    with sqlite3.connect(db) as conn:
-        files = conn.execute("SELECT count(*), count(DISTINCT path), sum(status = 'ok') FROM files").fetchone()
+    with raw(db) as conn:
+        files = conn.execute("SELECT count(*), count(DISTINCT path), sum(CASE WHEN status = 'ok' THEN 1 ELSE 0 END) FROM files").fetchone()
         media_rows = conn.execute("SELECT count(*) FROM media").fetchone()[0]
-        dup_faces = conn.execute("SELECT count(*) FROM (SELECT sha256, seq FROM faces GROUP BY 1, 2 HAVING count(*) > 1)"
+        dup_faces = conn.execute("SELECT count(*) FROM (SELECT sha256, seq FROM faces GROUP BY 1, 2 HAVING count(*) > 1) d"
                                  ).fetchone()[0]
         without_faces = conn.execute("SELECT count(*) FROM media m WHERE NOT EXISTS "
                                      "(SELECT 1 FROM faces f WHERE f.sha256 = m.sha256)").fetchone()[0]
@@ -178,7 +180,7 @@ def test_a_scan_killed_mid_way_resumes_without_duplicates(demo_folder, tmp_path,
     assert media_rows == count and dup_faces == 0 and without_faces == 0
 
 
-def test_two_scans_at_once_share_the_database(demo_folder, tmp_path):
+def test_two_scans_at_once_share_the_database(new_db, demo_folder, tmp_path):
     """Two scans of the same folder at the same time: no "database is locked", no duplicate."""
     from matcher.demo import package_photos
 
@@ -188,17 +190,17 @@ def test_two_scans_at_once_share_the_database(demo_folder, tmp_path):
     for i in range(16):
         source = astronaut if i % 2 else hopper
         source.crop((i, i, source.width - i, source.height - i)).save(media / f"photo {i:02d}.jpg")
-    db = tmp_path / "c.db"
+    db = new_db("c")
     command = [sys.executable, "-m", "matcher", "--db", str(db), "scan", "--workers", "1", "--quiet", str(media)]
     scans = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for process in scans:
         out, err = process.communicate(timeout=300)
         assert process.returncode == 0, err
         assert "locked" not in err
-    with sqlite3.connect(db) as conn:
+    with raw(db) as conn:
         assert conn.execute("SELECT count(*), count(DISTINCT path) FROM files").fetchone() == (16, 16)
         assert conn.execute("SELECT count(*) FROM media").fetchone()[0] == 16
-        assert conn.execute("SELECT count(*) FROM (SELECT sha256, seq FROM faces GROUP BY 1, 2 HAVING count(*) > 1)"
+        assert conn.execute("SELECT count(*) FROM (SELECT sha256, seq FROM faces GROUP BY 1, 2 HAVING count(*) > 1) d"
                             ).fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM media m WHERE NOT EXISTS "
                             "(SELECT 1 FROM faces f WHERE f.sha256 = m.sha256)").fetchone()[0] == 0

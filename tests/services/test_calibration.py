@@ -37,8 +37,7 @@ def decisions(db) -> dict[str, str]:
     return {name: entry["decision"] for name, entry in Cli(db).report().items()}
 
 
-def test_a_hub_is_tightened_its_media_decided_again_and_the_change_audited(tmp_path):
-    db = tmp_path / "c.db"
+def test_a_hub_is_tightened_its_media_decided_again_and_the_change_audited(db):
     with open_session(db, load_policy(), engine=ENGINE) as session:
         hub = enroll(session, "Hub", HUB)
         for number, centre in enumerate(OTHERS):
@@ -78,8 +77,8 @@ def test_a_hub_is_tightened_its_media_decided_again_and_the_change_audited(tmp_p
         assert session.store.people.by_id(newcomer.id).match_threshold is not None
 
 
-def test_nothing_is_measured_on_too_few_stored_faces(tmp_path):
-    with open_session(tmp_path / "c.db", load_policy(), engine=ENGINE) as session:
+def test_nothing_is_measured_on_too_few_stored_faces(db):
+    with open_session(db, load_policy(), engine=ENGINE) as session:
         enroll(session, "Hub", HUB)
         crowds(session, "crowd", HUB, 0.64, count=100)
         done = calibration.recompute_thresholds(session, "test")
@@ -87,13 +86,13 @@ def test_nothing_is_measured_on_too_few_stored_faces(tmp_path):
         assert calibration.after_scan(session, "test") is None
 
 
-def test_rules_may_leave_the_measuring_to_the_command(tmp_path):
+def test_rules_may_leave_the_measuring_to_the_command(db):
     from matcher.policy import default_policy_path, parse_policy
 
     shipped = default_policy_path().read_bytes()
     assert b"measure_after_scans = true" in shipped
     rules = parse_policy(shipped.replace(b"measure_after_scans = true", b"measure_after_scans = false"))
-    with open_session(tmp_path / "c.db", rules, engine=ENGINE) as session:
+    with open_session(db, rules, engine=ENGINE) as session:
         enroll(session, "Hub", HUB)
         crowds(session, "crowd", HUB, 0.64, count=300)
         assert calibration.after_scan(session, "test") is None

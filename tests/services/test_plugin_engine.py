@@ -26,7 +26,7 @@ def save(rgb: np.ndarray, path) -> str:
     return str(path)
 
 
-def test_a_test_only_engine_runs_through_the_real_pipeline(tmp_path):
+def test_a_test_only_engine_runs_through_the_real_pipeline(new_db, tmp_path):
     spec = SquareSpec()
     reference = save(square_photo([RED], seed=1), tmp_path / "red-reference.jpg")
     media = tmp_path / "media"
@@ -36,7 +36,7 @@ def test_a_test_only_engine_runs_through_the_real_pipeline(tmp_path):
     save(square_photo([BLUE], seed=4), media / "blue.jpg")
     save(square_photo([GREEN, BLUE], seed=5), media / "green-and-blue.jpg")
 
-    db = tmp_path / "c.db"
+    db = new_db("c")
     with open_session(db, load_policy(), engine=spec.name) as session:
         # A reference of another engine's embeddings, at distance 0 from the red square's: never compared.
         red = process_engine(spec).faces(np.asarray(Image.open(reference)))[0].embedding

@@ -12,11 +12,14 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
+
 from helpers import Cli
 
 DATA = Path(__file__).parent / "data"
 
 
+@pytest.mark.sqlite_only("a file of the previous release (its move to PostgreSQL: test_postgres.py)")
 def test_a_file_of_the_previous_release_reads_the_same_and_keeps_working(tmp_path):
     db = tmp_path / "consent.db"
     shutil.copy(DATA / "made-by-0.1.0-5591e76.sqlite", db)

@@ -2,12 +2,11 @@
 
 import json
 import os
-import sqlite3
 import stat
 
 import pytest
 
-from helpers import near, unit
+from helpers import near, raw, unit
 from matcher.model import Box, Observation, ObservedFace, Reference, Upload
 from matcher.policy import load_policy
 from matcher.services import open_session
@@ -26,6 +25,7 @@ def decisions(store):
     return {(d.path, d.rule) for d in store.decisions.of_media().values()}
 
 
+@pytest.mark.sqlite_only("the database file itself")
 def test_database_file_is_private_to_its_owner(tmp_path):
     path = tmp_path / "sub" / "consent.db"
     Store(path).close()
@@ -35,6 +35,7 @@ def test_database_file_is_private_to_its_owner(tmp_path):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
+@pytest.mark.sqlite_only("the database file itself")
 def test_database_created_by_another_process_meanwhile(tmp_path, monkeypatch):
     """Two scans starting together on a new file: the one that loses the race opens the winner's file."""
     path = tmp_path / "consent.db"
@@ -49,6 +50,7 @@ def test_database_created_by_another_process_meanwhile(tmp_path, monkeypatch):
     loser.close()
 
 
+@pytest.mark.sqlite_only("the database file itself")
 def test_a_file_that_is_no_database_is_refused_by_name(tmp_path):
     path = tmp_path / "notes.db"
     path.write_text("not a database, " * 100)
@@ -56,8 +58,8 @@ def test_a_file_that_is_no_database_is_refused_by_name(tmp_path):
         Store(path)
 
 
-def test_consent_and_enrollment_redecide_from_stored_faces(tmp_path):
-    session = open_session(tmp_path / "c.db", load_policy())
+def test_consent_and_enrollment_redecide_from_stored_faces(db):
+    session = open_session(db, load_policy())
     store = session.store
     ann = unit(1)
     store.people.add_references("Ann", ENGINE, [Reference("ref1", ann)], None, ["ann-account"])
@@ -87,27 +89,27 @@ def test_consent_and_enrollment_redecide_from_stored_faces(tmp_path):
     session.decider().update()
     assert ("/m/d.jpg", "public-figure") in decisions(store)
     session.close()
-    with sqlite3.connect(tmp_path / "c.db") as conn:
+    with raw(db) as conn:
         assert conn.execute("SELECT count(*) FROM faces").fetchone()[0] == 4
 
 
-def test_recording_a_file_twice_adds_no_rows(tmp_path):
-    store = Store(tmp_path / "c.db")
+def test_recording_a_file_twice_adds_no_rows(db):
+    store = Store(db)
     obs = observation("/m/a.jpg", "sha-a", [unit(1), unit(2)])
     store.observations.record(obs, None, 1)
     store.observations.record(obs, None, 1)
     store.observations.record(observation("/m/copy.jpg", "sha-a", [unit(1), unit(2)]), None, 1)
     store.close()
-    with sqlite3.connect(tmp_path / "c.db") as conn:
+    with raw(db) as conn:
         counts = [conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("media", "faces", "files")]
     assert counts == [1, 2, 2]
 
 
-def test_a_failed_write_leaves_nothing_half_done(tmp_path):
+def test_a_failed_write_leaves_nothing_half_done(db):
     """A change and its audit entry land together or not at all."""
     from matcher.model import NewAuditEntry
 
-    store = Store(tmp_path / "c.db")
+    store = Store(db)
     with pytest.raises(RuntimeError):
         with store.write():
             store.people.add_references("Ann", ENGINE, [Reference("ref", unit(1))], None, [])
@@ -117,14 +119,14 @@ def test_a_failed_write_leaves_nothing_half_done(tmp_path):
     store.close()
 
 
-def test_each_face_keeps_its_measured_quality(tmp_path):
+def test_each_face_keeps_its_measured_quality(db):
     from matcher.model import FaceQuality
 
-    store = Store(tmp_path / "c.db")
+    store = Store(db)
     obs = observation("/m/a.jpg", "sha-a", [unit(1)])
     obs.faces[0].quality = FaceQuality(width=64, sharpness=12.5, brightness=40.0, contrast=9.5)
     store.observations.record(obs, None, 1)
     store.close()
-    with sqlite3.connect(tmp_path / "c.db") as conn:
+    with raw(db) as conn:
         [stored] = conn.execute("SELECT quality FROM faces").fetchone()
     assert json.loads(stored) == {"width": 64, "sharpness": 12.5, "brightness": 40.0, "contrast": 9.5}

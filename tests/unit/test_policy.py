@@ -2,6 +2,7 @@
 
 import pytest
 
+from helpers import store_created
 from matcher.policy import Facts, PolicyError, load_policy, parse_policy
 
 
@@ -121,7 +122,7 @@ def test_every_command_refuses_a_malformed_rules_file(tmp_path, cli):
         result = cli(*command, ok=False)
         assert result.exit_code == 1
         assert f"{bad}:9: rule 'possible': action must be one of" in result.output
-    assert not cli.db.exists()  # refused before touching the store
+    assert not store_created(cli.db)  # refused before touching the store
 
 
 # -- the face's quality: conditions, bands, a person's own thresholds ------------------------------

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the web app needs the [web] extra")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from helpers import Cli, running_server, unit, write_video  # noqa: E402
+from helpers import Cli, raw, running_server, stored_content, unit, write_video  # noqa: E402
 from matcher.model import Reference  # noqa: E402
 from matcher.policy import load_policy  # noqa: E402
 from matcher.services import access, open_session  # noqa: E402
@@ -49,8 +49,8 @@ def sign_in_with(client: TestClient, code: str):
 
 
 @pytest.fixture
-def two_people(tmp_path):
-    db = tmp_path / "consent.db"
+def two_people(new_db, tmp_path):
+    db = new_db("consent")
     with records(db) as session:
         alice_id, alice_code = person_with_code(session, "alice", 1)
         bob_id, bob_code = person_with_code(session, "bob", 2)
@@ -131,7 +131,7 @@ def test_reviewer_tokens_and_api_keys_are_checked(two_people):
     # Removing a reviewer ends their session at once.
     cli("reviewer", "remove", "dana")
     assert client.get("/review", follow_redirects=False).status_code == 401
-    assert token.encode() not in db.read_bytes()  # only its hash is kept
+    assert token.encode() not in stored_content(db)  # only its hash is kept
 
 
 def test_many_requests_at_once_on_a_real_server(two_people):
@@ -191,12 +191,10 @@ def test_forms_need_the_csrf_token_and_cookies_are_locked_down(two_people):
 
 
 def test_errors_are_plain_pages_without_stack_traces(two_people):
-    import sqlite3
-
     db, people = two_people
     client = client_for(db)
     sign_in_with(client, people["alice"][1])
-    with sqlite3.connect(db) as conn:  # a real fault inside: a damaged table
+    with raw(db) as conn:  # a real fault inside: a damaged table
         conn.execute("ALTER TABLE consents RENAME COLUMN uploader TO secret_internals")
     response = client.get("/me")
     assert response.status_code == 500
@@ -208,8 +206,8 @@ def test_errors_are_plain_pages_without_stack_traces(two_people):
     assert response.status_code == 400 and "not a date" in response.text
 
 
-def test_upload_limits_and_type_sniffing(tmp_path):
-    db = tmp_path / "consent.db"
+def test_upload_limits_and_type_sniffing(new_db, tmp_path):
+    db = new_db("consent")
     key = Cli(db).json("apikey", "add", "platform")["token"]
     client = client_for(db, max_upload_bytes=200_000, max_pixels=1_000_000)
     headers = {"X-API-Key": key}
@@ -246,12 +244,12 @@ def test_upload_limits_and_type_sniffing(tmp_path):
     assert page.status_code == 400 and "over the limit of 1,000,000" in page.text
 
 
-def test_api_check_records_and_answers_like_the_report(demo_folder, tmp_path):
+def test_api_check_records_and_answers_like_the_report(new_db, demo_folder, tmp_path):
     """A real photo through the API: the same decision JSON as `report`, recorded, on real faces.
 
     A key sees people as opaque, stable ids; only a key given the `names` scope sees names.
     """
-    db = tmp_path / "consent.db"
+    db = new_db("consent")
     cli = Cli(db)
     cli("enroll", "eileen", demo_folder["reference"])
     key = cli.json("apikey", "add", "platform")["token"]
@@ -287,9 +285,9 @@ def test_api_check_records_and_answers_like_the_report(demo_folder, tmp_path):
     assert len(cli.json("report")) == 3  # post-1, post-2 and trusted's post-1
 
 
-def test_consent_for_one_uploaded_item(demo_folder, tmp_path):
+def test_consent_for_one_uploaded_item(new_db, demo_folder, tmp_path):
     """A person enrolled by an operator gets a code, uploads one photo they consent to: only that one is allowed."""
-    db = tmp_path / "consent.db"
+    db = new_db("consent")
     cli = Cli(db)
     cli("enroll", "eileen", demo_folder["reference"])
     cli("scan", "--quiet", demo_folder["media"])
@@ -308,11 +306,11 @@ def test_consent_for_one_uploaded_item(demo_folder, tmp_path):
     assert sign_in_with(client_for(db), code).status_code == 401
 
 
-def test_api_check_on_a_video(demo_folder, tmp_path):
+def test_api_check_on_a_video(new_db, demo_folder, tmp_path):
     """A video upload: one match per person, with the times they are seen."""
     from PIL import Image
 
-    db = tmp_path / "consent.db"
+    db = new_db("consent")
     cli = Cli(db)
     cli("enroll", "eileen", demo_folder["reference"])
     key = cli.json("apikey", "add", "platform")["token"]
@@ -329,9 +327,9 @@ def test_api_check_on_a_video(demo_folder, tmp_path):
     assert match["person"].startswith("person-") and match["frame_times"] == [1.0, 2.0]
 
 
-def test_enrollment_page_names_each_unusable_photo(demo_folder, tmp_path):
+def test_enrollment_page_names_each_unusable_photo(new_db, demo_folder, tmp_path):
     """Real faces: two different people, a group photo, too many photos: refused with reasons, nothing stored."""
-    db = tmp_path / "consent.db"
+    db = new_db("consent")
     client = client_for(db)
     csrf = csrf_of(client)
 
@@ -357,7 +355,7 @@ def test_enrollment_page_names_each_unusable_photo(demo_folder, tmp_path):
     assert Cli(db).json("people") == []  # nothing is stored before the person confirms
 
 
-def test_api_fuzzed_from_its_openapi_schema(demo_folder, tmp_path):
+def test_api_fuzzed_from_its_openapi_schema(new_db, demo_folder, tmp_path):
     """Schemathesis generates requests from /openapi.json, valid and invalid: no 500, answers as documented.
 
     A third of the generated uploads carry real media (faces of an enrolled person, of
@@ -368,7 +366,7 @@ def test_api_fuzzed_from_its_openapi_schema(demo_folder, tmp_path):
     from schemathesis.checks import (content_type_conformance, not_a_server_error, response_schema_conformance,
                                      status_code_conformance)
 
-    db = tmp_path / "consent.db"
+    db = new_db("consent")
     cli = Cli(db)
     cli("enroll", "eileen", demo_folder["reference"])
     key = cli.json("apikey", "add", "fuzzer")["token"]

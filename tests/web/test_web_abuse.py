@@ -29,8 +29,8 @@ def csrf(client: TestClient) -> str:
 
 
 @pytest.fixture
-def enrolled(demo_folder, tmp_path):
-    db = tmp_path / "consent.db"
+def enrolled(new_db, demo_folder, tmp_path):
+    db = new_db("consent")
     cli = Cli(db)
     cli("enroll", "eileen", demo_folder["reference"])
     return db, cli

@@ -20,15 +20,14 @@ PHONE, DESKTOP = (390, 844), (1280, 900)
 
 
 @pytest.fixture
-def server(tmp_path):
-    """The web app on a free local port, in a thread, on a fresh database."""
+def server(private_db, tmp_path):
+    """The web app on a free local port, in a thread, on a fresh database (its own files)."""
     pytest.importorskip("uvicorn")
     from matcher.policy import load_policy
     from matcher.web import create_app
 
-    db = tmp_path / "consent.db"
-    with running_server(create_app(str(db), load_policy(None))) as base:
-        yield base, db
+    with running_server(create_app(str(private_db.target), load_policy(None))) as base:
+        yield base, private_db
 
 
 @pytest.fixture
@@ -114,7 +113,7 @@ def test_individual_and_reviewer_in_a_real_browser(server, browser, demo_folder,
     shots = Path(os.environ.get("CONSENT_MATCHER_SCREENSHOTS") or tmp_path / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     pages = Pages(browser, base, shots)
-    cli = Cli(db)
+    cli = Cli(db.target)
 
     # Enroll: upload a photo, see the face found, confirm, get the code once.
     pages.open("/")
@@ -137,7 +136,7 @@ def test_individual_and_reviewer_in_a_real_browser(server, browser, demo_folder,
     (person,) = cli.json("people")
     assert person["references"] == 1
     # Only the code's hash is stored; no photo bytes were kept.
-    raw = db.read_bytes() + (db.with_name(db.name + "-wal").read_bytes() if db.with_name(db.name + "-wal").exists() else b"")
+    raw = db.stored_bytes()
     assert code.encode() not in raw and code.replace("-", "").encode() not in raw
     assert demo_folder["reference"].read_bytes()[:2000] not in raw
 

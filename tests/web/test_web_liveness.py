@@ -51,8 +51,7 @@ def confirm(client, pending: str, video=None):
     return client.post("/enroll/confirm", data={"csrf": csrf(client), "pending": pending}, files=files)
 
 
-def test_a_video_following_the_prompts_verifies_the_opt_out(tmp_path):
-    db = tmp_path / "consent.db"
+def test_a_video_following_the_prompts_verifies_the_opt_out(db, tmp_path):
     client = app_client(db)
     pending, prompts = preview(client)
     assert sorted(prompts) == ["left", "right"]
@@ -72,8 +71,7 @@ def test_a_video_following_the_prompts_verifies_the_opt_out(tmp_path):
     assert entry["actor"] == "web:self-service" and entry["new"] == "liveness"
 
 
-def test_a_still_photo_cannot_verify_and_no_video_leaves_it_unverified(tmp_path):
-    db = tmp_path / "consent.db"
+def test_a_still_photo_cannot_verify_and_no_video_leaves_it_unverified(db, tmp_path):
     client = app_client(db)
     pending, prompts = preview(client)
     page = confirm(client, pending, videos.still_video(tmp_path / "still.mp4"))

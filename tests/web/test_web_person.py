@@ -45,8 +45,8 @@ def enroll_on_the_web(client: TestClient, photo) -> str:
     return re.search(r'id="access-code">([^<]+)<', page.text).group(1)
 
 
-def test_enrollment_confirmation_code_and_nothing_of_the_photo_kept(demo_folder, tmp_path):
-    db = tmp_path / "consent.db"
+def test_enrollment_confirmation_code_and_nothing_of_the_photo_kept(private_db, demo_folder, tmp_path):
+    db = private_db.target
     client = client_for(db)
     code = enroll_on_the_web(client, demo_folder["reference"])
     assert re.fullmatch(r"[0-9A-Z]{5}(-[0-9A-Z]{5}){3}", code)
@@ -59,14 +59,14 @@ def test_enrollment_confirmation_code_and_nothing_of_the_photo_kept(demo_folder,
                            follow_redirects=False)
     assert signed_in.status_code == 303
     # Only hashes: neither the code nor any part of the photo is in the database files.
-    stored = b"".join(path.read_bytes() for path in db.parent.glob(db.name + "*"))
+    stored = private_db.stored_bytes()
     assert code.encode() not in stored and code.replace("-", "").encode() not in stored
     photo = demo_folder["reference"].read_bytes()
     assert all(photo[start:start + 64] not in stored for start in range(0, len(photo) - 64, 997))
 
 
-def test_a_pending_enrollment_cannot_be_forged_or_used_twice(demo_folder, tmp_path):
-    db = tmp_path / "consent.db"
+def test_a_pending_enrollment_cannot_be_forged_or_used_twice(new_db, demo_folder, tmp_path):
+    db = new_db("consent")
     client = client_for(db)
     pending = preview(client, demo_folder["reference"])
     for forged in ("made-up-token", pending[:-2] + "xx", pending + "x"):
@@ -79,8 +79,8 @@ def test_a_pending_enrollment_cannot_be_forged_or_used_twice(demo_folder, tmp_pa
     assert len(Cli(db).json("people")) == 1
 
 
-def test_pause_resume_grant_and_revoke_from_the_web(demo_folder, tmp_path):
-    db = tmp_path / "consent.db"
+def test_pause_resume_grant_and_revoke_from_the_web(new_db, demo_folder, tmp_path):
+    db = new_db("consent")
     cli = Cli(db)
     client = client_for(db)
     enroll_on_the_web(client, demo_folder["reference"])
@@ -120,8 +120,8 @@ def trail(db) -> list[tuple]:
             for e in Cli(db).json("audit") if e["event"] in AUDITED]
 
 
-def test_the_web_app_writes_the_same_audit_entries_as_the_command_line(demo_folder, tmp_path):
-    by_cli, by_web = tmp_path / "cli.db", tmp_path / "web.db"
+def test_the_web_app_writes_the_same_audit_entries_as_the_command_line(new_db, demo_folder, tmp_path):
+    by_cli, by_web = new_db("cli"), new_db("web")
     cli = Cli(by_cli)
     cli("enroll", EILEEN, demo_folder["reference"])
     cli("access-code", EILEEN)
