@@ -113,13 +113,15 @@ def test_a_slow_upload_does_not_block_the_others(enrolled, demo_folder, tmp_path
     key = cli.json("apikey", "add", "platform")["token"]
     hour = tmp_path / "hour.mp4"
     write_video(hour, frames=3600, fps=1, size=(64, 64))
-    app = create_app(str(db), load_policy(None), WebSettings(check_workers=2, check_seconds=6))
+    # The hour-long video is cut at its deadline; the photo must be answered well before it,
+    # however busy the machine (a bound on the photo alone failed beside other work: 6.5 s).
+    app = create_app(str(db), load_policy(None), WebSettings(check_workers=2, check_seconds=20))
     results = {}
     with running_server(app) as base, httpx.Client(base_url=base, timeout=120) as client:
         def post(name, data):
             started = time.monotonic()
             response = client.post("/api/check", headers={"X-API-Key": key}, files={"file": (name, data)})
-            results[name] = (response.status_code, response.json(), time.monotonic() - started)
+            results[name] = (response.status_code, response.json(), time.monotonic() - started, time.monotonic())
 
         post("warm-up.jpg", demo_folder["hopper"].read_bytes())  # the workers load their models
         slow = threading.Thread(target=post, args=("hour.mp4", hour.read_bytes()))
@@ -127,8 +129,9 @@ def test_a_slow_upload_does_not_block_the_others(enrolled, demo_folder, tmp_path
         time.sleep(0.5)
         post("photo.jpg", demo_folder["portrait"].read_bytes())
         slow.join()
-    status, answer, seconds = results["photo.jpg"]
-    assert status == 200 and answer["decision"] == "remove" and seconds < 5, (status, seconds)
-    status, answer, seconds = results["hour.mp4"]
-    assert status == 422 and re.search(r"hour\.mp4: reading it took longer than 6 s", answer["detail"])
-    assert seconds < 6 + 10
+    status, answer, seconds, photo_done = results["photo.jpg"]
+    assert status == 200 and answer["decision"] == "remove" and seconds < 15, (status, seconds)
+    status, answer, seconds, video_done = results["hour.mp4"]
+    assert status == 422 and re.search(r"hour\.mp4: reading it took longer than 20 s", answer["detail"])
+    assert photo_done < video_done - 3, "the photo waited for the slow upload"
+    assert seconds < 20 + 10
