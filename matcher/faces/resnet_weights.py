@@ -291,46 +291,6 @@ def read_dlib_resnet(path: str | Path) -> dict:
 
 
 def _fold_affine(w, b, g, beta):
-    """con followed by affine (y = g*conv(x) + beta, per channel) == one conv.
-    Done in float64 and rounded once; differs from dlib's two float32 steps by
-    ~1 ulp, far below the 1e-3 budget."""
-    w64 = w.astype(np.float64) * g.astype(np.float64)[:, None, None, None]
-    b64 = b.astype(np.float64) * g + beta
-    return w64.astype(np.float32), b64.astype(np.float32)
-
-
-def _folded(weights):
-    """Network as a list of folded convs: stem + per block (conv1, conv2)."""
-    st = weights["stem"]
-    stem = _fold_affine(st["conv_w"], st["conv_b"], st["aff_g"], st["aff_b"])
-    blocks = []
-    for b in weights["blocks"]:
-        c1 = _fold_affine(b["conv1_w"], b["conv1_b"], b["aff1_g"], b["aff1_b"])
-        c2 = _fold_affine(b["conv2_w"], b["conv2_b"], b["aff2_g"], b["aff2_b"])
-        blocks.append((b["down"], c1, c2))
-    return stem, blocks
-
-
-def preprocess_chips(chips, mean_rgb) -> np.ndarray:
-    """uint8 (N,150,150,3) RGB -> float32 (N,3,150,150) exactly as dlib's
-    input_rgb_image_sized::to_tensor: (float(pixel) - float32 mean) / 256."""
-    chips = np.asarray(chips)
-    if chips.ndim == 3:
-        chips = chips[None]
-    if chips.shape[1:] != (CHIP_SIZE, CHIP_SIZE, 3) or chips.dtype != np.uint8:
-        raise ValueError(f"expected uint8 chips (N,150,150,3), got {chips.dtype} {chips.shape}")
-    x = chips.astype(np.float32)
-    x -= mean_rgb  # float32 subtraction, same rounding as dlib
-    x *= np.float32(1.0 / 256.0)  # exact (power of two)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-
-
-def _down_shapes(h):
-    """(block output size, shortcut size) for an ares_down on an h x h input."""
-    return (h - 3) // 2 + 1, (h - 2) // 2 + 1
-
-
-def _fold_affine(w, b, g, beta):
     """A convolution followed by an affine layer (y = g * conv(x) + beta per channel), as one convolution.
 
     Done in float64 and rounded once: it differs from dlib's two float32 steps
