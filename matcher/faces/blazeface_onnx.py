@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from matcher.faces.onnx_proto import model_bytes, node, tensor_proto, value_info
+from matcher.faces.onnx_proto import Graph, model_bytes, node, value_info
 from matcher.faces.tflite import lower_to_nchw, read_tflite
 
 OUTPUTS = ("reshaped_classifier_face_4", "reshaped_regressor_face_4")
@@ -25,17 +25,9 @@ TILE = 192
 def build_onnx_model(path: Path, batch=None, opset=13) -> bytes:
     """The BlazeFace graph as ONNX bytes. batch=None: symbolic batch dimension "N"."""
     steps, input_name, outputs = lower_to_nchw(read_tflite(path))
-    nodes, inits = [], []
+    graph = Graph()
+    nodes, inits, uid, const = graph.nodes, graph.initializers, graph.unique, graph.const
     names = {input_name: "input"}  # tflite tensor names contain '/', fine in ONNX, but keep them tidy
-    counter = [0]
-
-    def uid(p):
-        counter[0] += 1
-        return f"{p}_{counter[0]}"
-
-    def const(name, arr):
-        inits.append(tensor_proto(name, arr))
-        return name
 
     for s in steps:
         x = names[s.inputs[0]]

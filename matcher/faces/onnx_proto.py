@@ -79,6 +79,24 @@ def node(op, inputs, outputs, name, **attrs):
     return body
 
 
+class Graph:
+    """The nodes and initializers of a graph being built, and unique names for them."""
+
+    def __init__(self):
+        self.nodes: list[bytes] = []
+        self.initializers: list[bytes] = []
+        self._named = 0
+
+    def unique(self, prefix: str) -> str:
+        self._named += 1
+        return f"{prefix}_{self._named}"
+
+    def const(self, name: str, arr) -> str:
+        """An initializer (a constant tensor); its name, to use as a node's input."""
+        self.initializers.append(tensor_proto(name, arr))
+        return name
+
+
 def value_info(name, dims):
     dim_msgs = b"".join(_f_bytes(1, _f_bytes(2, d) if isinstance(d, str) else _f_int(1, d)) for d in dims)
     tensor_type = _f_int(1, _ONNX_FLOAT) + _f_bytes(2, dim_msgs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from matcher.faces.onnx_proto import model_bytes, node, tensor_proto, value_info
+from matcher.faces.onnx_proto import Graph, model_bytes, node, value_info
 from matcher.faces.resnet_weights import CHIP_SIZE, folded
 
 
@@ -20,16 +20,8 @@ def build_onnx_model(weights, batch=None, opset=13) -> bytes:
     Output "embedding": float32 (N,128).  batch=None gives a symbolic batch dim.
     """
     stem, blocks = folded(weights)
-    nodes, inits = [], []
-    counter = [0]
-
-    def uid(p):
-        counter[0] += 1
-        return f"{p}{counter[0]}"
-
-    def const(name, arr):
-        inits.append(tensor_proto(name, arr))
-        return name
+    graph = Graph()
+    nodes, inits, uid, const = graph.nodes, graph.initializers, graph.unique, graph.const
 
     def conv(x, wb, stride, pad):
         w, b = wb
