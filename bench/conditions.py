@@ -108,11 +108,12 @@ def face_box(image: Image.Image) -> tuple[int, int, int, int]:
     return _BOXES[key]
 
 
-def backgrounds(rng: random.Random) -> list[Image.Image]:
+def backgrounds() -> list[Image.Image]:
+    """Photos without faces, shipped with scikit-image."""
     import skimage.data
 
-    names = ("coffee", "chelsea", "rocket", "coins", "hubble_deep_field", "retina", "moon", "astronaut")
-    return [Image.fromarray(getattr(skimage.data, n)()).convert("RGB") for n in names if n != "astronaut"]
+    names = ("coffee", "chelsea", "rocket", "coins", "hubble_deep_field", "retina", "moon")
+    return [Image.fromarray(getattr(skimage.data, n)()).convert("RGB") for n in names]
 
 
 def wide_shot(background: Image.Image, size=(1600, 1200)) -> Image.Image:
@@ -207,7 +208,7 @@ def build(faces: Path, out: Path, only: tuple[str, ...]) -> Corpus:
     for person in ENROLLED:
         for index, photo in enumerate(sorted((lfw / person).glob("*.jpg"))[:2]):
             shutil.copy(photo, corpus.known / f"{person}_{index}.jpg")
-    scenes = backgrounds(rng)
+    scenes = backgrounds()
     load = lambda p: Image.open(p).convert("RGB")  # noqa: E731
     for condition in only:
         folder = out / condition
@@ -266,7 +267,7 @@ def build_background(faces: Path, out: Path) -> Path:
     folder.mkdir()
     rng, nprng = random.Random(11), np.random.default_rng(11)
     _, _, strangers = photos(faces)
-    scenes = backgrounds(rng)
+    scenes = backgrounds()
     for index, path in enumerate(strangers):
         photo = Image.open(path).convert("RGB")
         canvas, _ = on_phone_canvas(photo, rng.choice(scenes), 60, rng)

@@ -36,11 +36,6 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def backend(request) -> str:
-    return request.config.getoption("--backend")
-
-
-@pytest.fixture(scope="session")
 def pg_cluster():
     """A throw-away PostgreSQL cluster for the whole session (skips, saying why, where none can run)."""
     from pgcluster import Cluster, binaries

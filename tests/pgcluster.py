@@ -14,7 +14,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 ROLE = "matcher"
@@ -99,9 +98,3 @@ class Cluster:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def wait_gone(path: Path, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while path.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)

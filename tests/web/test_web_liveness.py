@@ -20,7 +20,6 @@ from matcher.web import WebSettings, create_app  # noqa: E402
 pytestmark = pytest.mark.skipif(not videos.CLIP.is_file(), reason=f"the shared faces are absent ({videos.CLIP})")
 
 PHRASES = {"turn to your left": "left", "turn to your right": "right"}
-SEGMENT = {"left": ["left"], "right": ["right"]}
 
 
 def app_client(db) -> TestClient:
@@ -56,13 +55,13 @@ def test_a_video_following_the_prompts_verifies_the_opt_out(db, tmp_path):
     pending, prompts = preview(client)
     assert sorted(prompts) == ["left", "right"]
     # First the segments in the wrong order: refused, saying what was seen, with new prompts.
-    wrong = videos.segments_video(tmp_path / "wrong.mp4", [SEGMENT[d][0] for d in reversed(prompts)])
+    wrong = videos.segments_video(tmp_path / "wrong.mp4", list(reversed(prompts)))
     page = confirm(client, pending, wrong)
     assert page.status_code == 400 and "we asked you to" in page.text
     assert Cli(db).json("people") == []
     pending = re.search(r'name="pending" value="([^"]+)"', page.text).group(1)
     prompts = prompts_of(page.text)
-    right = videos.segments_video(tmp_path / "right.mp4", [SEGMENT[d][0] for d in prompts])
+    right = videos.segments_video(tmp_path / "right.mp4", list(prompts))
     page = confirm(client, pending, right)
     assert page.status_code == 200 and "your opt-out is verified" in page.text
     [person] = Cli(db).json("people")
@@ -84,7 +83,7 @@ def test_a_still_photo_cannot_verify_and_no_video_leaves_it_unverified(db, tmp_p
     # Later, from their own page, with the prompts shown there.
     me = client.get("/me")
     prompts = prompts_of(me.text)
-    video = videos.segments_video(tmp_path / "later.mp4", [SEGMENT[d][0] for d in prompts])
+    video = videos.segments_video(tmp_path / "later.mp4", list(prompts))
     done = client.post("/me/verify", data={"csrf": csrf(client)},
                        files=[("video", ("selfie.mp4", video.read_bytes(), "video/mp4"))], follow_redirects=True)
     assert done.status_code == 200 and "Your opt-out is verified" in done.text
