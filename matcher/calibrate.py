@@ -91,6 +91,15 @@ def folder_pairs(people: dict[str, list[str]]) -> list[Pair]:
     return pairs
 
 
+def read_image(path: str) -> np.ndarray:
+    """A labelled photo's RGB pixels (OSError, MediaError: unreadable, or not an image)."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if sniff(data[:64]) is None:
+        raise MediaError("not an image")
+    return np.ascontiguousarray(decode_image(data))
+
+
 def embed_photos(paths, engine: FaceEngine, largest_of_several: bool) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """One embedding per photo, and the reason for each photo left out.
 
@@ -101,11 +110,7 @@ def embed_photos(paths, engine: FaceEngine, largest_of_several: bool) -> tuple[d
     embeddings, skipped = {}, {}
     for path in dict.fromkeys(paths):
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-            if sniff(data[:64]) is None:
-                raise MediaError("not an image")
-            faces = engine.faces(decode_image(data))
+            faces = engine.faces(read_image(path))
         except (OSError, MediaError) as exc:
             skipped[path] = str(exc)
             continue
@@ -379,7 +384,10 @@ def make_probes(people: dict[str, list[str]], engine: FaceEngine, layout, condit
     clean, probes, missed = {}, [], {condition: 0 for condition in conditions}
     for person, photos in people.items():
         for photo in photos:
-            rgb = np.ascontiguousarray(decode_image(open(photo, "rb").read()))
+            try:
+                rgb = read_image(photo)
+            except (OSError, MediaError):
+                continue  # left out, as a photo without exactly one face is
             faces = engine.faces(rgb)
             if len(faces) != 1:
                 continue

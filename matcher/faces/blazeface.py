@@ -210,8 +210,6 @@ class BlazeFaceHogDetector:
         return HOG_WINDOW / 2 * max(1.0, max(height, width) / self.detect_max_side)
 
     def detect(self, rgb: np.ndarray, scale: float = 1.0) -> list[Box]:
-        import cv2
-
         height, width = rgb.shape[:2]
         boxes: list[Box] = []
         for proposal in propose(rgb, self.smallest_face(height, width, scale), model=self.model, device=self.device):

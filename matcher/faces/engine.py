@@ -82,8 +82,8 @@ class DlibSpec:
     most this; ``min_face``: the smallest face of interest, in pixels of the
     original (None: what face_recognition reaches); ``jitters``: re-sampled
     copies averaged per embedding (dlib's runtime only); ``proposal_model``:
-    the BlazeFace model file (None: the one shipped); ``runtime``: which of
-    :data:`RUNTIMES` runs the ResNet; ``device``: ``cpu`` or ``cuda`` (PyTorch's).
+    the BlazeFace model file (None: the one shipped); ``device``: ``cpu`` or
+    ``cuda`` (PyTorch's).
     """
 
     detector: str = "hog"
@@ -91,18 +91,19 @@ class DlibSpec:
     min_face: int | None = None
     jitters: int = 1
     proposal_model: str | None = None
-    runtime: str = "onnx"
     device: str = "cpu"
 
     def __post_init__(self):
         if self.detector not in DETECTORS:
             raise ValueError(f"unknown detector {self.detector!r} (one of: {', '.join(DETECTORS)})")
-        if self.runtime not in RUNTIMES:
-            raise ValueError(f"unknown runtime {self.runtime!r} (one of: {', '.join(RUNTIMES)})")
-        if self.jitters > 1 and self.runtime != "dlib":
-            object.__setattr__(self, "runtime", "dlib")  # only dlib's own runtime re-samples
-        if self.device != "cpu" and self.runtime != "torch":
-            object.__setattr__(self, "runtime", "torch")  # another device is PyTorch's
+
+    @property
+    def runtime(self) -> str:
+        """Which of :data:`RUNTIMES` runs the ResNet: only dlib's own re-samples (jitters), and
+        another device than the CPU is PyTorch's."""
+        if self.jitters > 1:
+            return "dlib"
+        return "torch" if self.device != "cpu" else "onnx"
 
     @property
     def name(self) -> str:

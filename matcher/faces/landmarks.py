@@ -1,7 +1,7 @@
 """From face boxes to dlib's aligned 150 px face chips: the 5-point landmarks and the chip cut.
 
-Every ResNet runtime (dlib's own, OpenCV's, PyTorch's) embeds these same chips,
-so they embed the same faces: ``dlib.get_face_chips`` cuts exactly the chips
+Every ResNet runtime (dlib's own, our ONNX model in onnxruntime or OpenCV, PyTorch)
+embeds these same chips, so they embed the same faces: ``dlib.get_face_chips`` cuts exactly the chips
 dlib's ``compute_face_descriptor`` uses (checked, pixel for pixel).
 """
 

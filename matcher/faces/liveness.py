@@ -86,8 +86,8 @@ class LivenessConfig:
     # embedded frames, may be that far.
     other_face_distance: float = 0.70
     max_other_face_share: float = 0.2
-    # Embed a frame at most this often (the ResNet descriptor is ~0.1 s a face on the
-    # project's 2-core machine), plus every frame used as evidence of a turn.
+    # Embed a frame at most this often (the work a video costs stays bounded, whatever
+    # its frame rate), plus every frame used as evidence of a turn.
     embed_every_s: float = 0.3
     # A turn: yaw this far from facing the camera, pitch this far from the pitch at rest
     # (see neutral_pose). Low because the only real footage available (the Hamilton clip)
