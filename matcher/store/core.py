@@ -202,6 +202,9 @@ class Database:
 
     def secret(self, key: str) -> str:
         """A random secret of this database (made on first use), e.g. for opaque ids."""
+        found = self.get_meta(key)
+        if found is not None:  # the usual case: a read, not a write transaction
+            return found
         with self.write():
             self.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
                          [key, secrets.token_hex(32)])
