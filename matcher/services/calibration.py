@@ -26,7 +26,7 @@ UPLOADS_BETWEEN_CHECKS = 500  # API uploads between two looks at the background'
 GROWTH = 1.2  # the background grown by this much: recompute everyone
 _TYPICAL = "thresholds_typical_tail"  # meta: the typical tail last measured
 _BACKGROUND = "thresholds_background"  # meta: the unmatched faces stored then
-_UPLOADS = "thresholds_uploads"  # meta: API uploads since the last look
+_UPLOADS = "thresholds_uploads"  # meta: API uploads recorded
 
 
 @dataclass
@@ -79,9 +79,8 @@ def after_scan(session: Session, actor: str) -> Recomputed | None:
 def after_upload(session: Session, actor: str) -> Recomputed | None:
     """:func:`after_scan`, every UPLOADS_BETWEEN_CHECKS uploads (counting the background costs a
     pass over the stored faces: not for every upload)."""
-    if session.store.database.increment_meta(_UPLOADS) < UPLOADS_BETWEEN_CHECKS:
-        return None
-    session.store.database.set_meta(_UPLOADS, "0")
+    if session.store.database.increment_meta(_UPLOADS) % UPLOADS_BETWEEN_CHECKS:
+        return None  # one upload in UPLOADS_BETWEEN_CHECKS looks (one, even with several writers)
     return after_scan(session, actor)
 
 

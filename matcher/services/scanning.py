@@ -271,18 +271,9 @@ def record_upload(session: Session, obs: Observation, upload: Upload | None = No
     """
     if obs.error:
         return obs.error
-    record(session, session.decider(), obs, upload, ScanSummary(), session.store.observations.begin_scan())
+    record_batch(session, session.decider(), [(obs, upload, False)], session.store.observations.begin_scan())
     calibration.after_upload(session, "system")
     return None
-
-
-def record(session: Session, decider: Decider, obs: Observation, upload: Upload | None, summary: ScanSummary,
-           scan_number: int, replace: bool = False) -> None:
-    """Record one observed file, match and decide its faces, and count it in ``summary``."""
-    started = time.perf_counter()
-    [copy] = record_batch(session, decider, [(obs, upload, replace)], scan_number)
-    summary.seconds["match+decide+write"] += time.perf_counter() - started
-    count_recorded(summary, obs, copy)
 
 
 def record_batch(session: Session, decider: Decider, batch: list[tuple[Observation, Upload | None, bool]],
