@@ -127,8 +127,6 @@ class WebContext:
     policy: Policy
     settings: WebSettings
     clock: Clock
-    # One face model per process; dlib is not shared between threads.
-    face_lock: threading.Lock = field(default_factory=threading.Lock)
     pending: PendingEnrollments = field(init=False)
     face_work: FaceWork = field(init=False)
     sign_in_failures: SignInFailures = field(init=False)

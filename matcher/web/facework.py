@@ -30,7 +30,8 @@ class FaceWork:
     def __init__(self, workers: int, options: ScanOptions):
         self.workers, self.options = workers, options
         self._executor: Executor | None = None
-        self._lock = threading.Lock()
+        self._models = threading.Lock()  # this process's own face models: one user at a time
+        self._starting = threading.Lock()
 
     def observe(self, label: str, data: bytes) -> Observation:
         """The upload's faces; :class:`ServerBusy` when the deadline passes first."""
@@ -39,8 +40,7 @@ class FaceWork:
     def run(self, work, *args):
         """``work(*args)`` in a worker (a module-level function: it is sent to another process)."""
         if not self.workers:
-            with self._lock:  # one face model in this process; dlib is not shared between threads
-                return work(*args)
+            return self.in_process(work, *args)
         future = self._pool().submit(work, *args)
         try:
             return future.result(timeout=(self.options.limits.seconds or 0) + GRACE_SECONDS)
@@ -48,8 +48,14 @@ class FaceWork:
             future.cancel()  # not started yet: it never will be
             raise ServerBusy() from None
 
+    def in_process(self, work, *args):
+        """``work(*args)`` with this process's face models, one request at a time (dlib's
+        models are not shared between threads)."""
+        with self._models:
+            return work(*args)
+
     def _pool(self) -> Executor:
-        with self._lock:
+        with self._starting:
             if self._executor is None:
                 self._executor = process_pool(self.workers)
             return self._executor

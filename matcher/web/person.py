@@ -67,9 +67,8 @@ def enroll_preview(request: Request, photos: list[UploadFile] = File(...), ctx: 
     references, previews, problems = [], [], []
     for photo in photos:
         try:
-            with ctx.face_lock:
-                reference, rgb = reference_from_bytes(upload_name(photo), photo.file.read(), process_engine(),
-                                                      ctx.settings.max_pixels)
+            reference, rgb = ctx.face_work.in_process(reference_from_bytes, upload_name(photo), photo.file.read(),
+                                                      process_engine(), ctx.settings.max_pixels)
         except EnrollError as exc:
             problems += exc.problems
             continue
