@@ -40,13 +40,16 @@ class Gallery:
 
     def of_person(self, person_id: int) -> "Gallery":
         """The gallery of one person's references (empty when they have none)."""
-        found = np.flatnonzero(self.person_ids == person_id)
-        if not len(found):
-            return Gallery(self.embeddings[:0], self.person_ids[:0], self.starts[:0])
-        index = int(found[0])
-        end = self.starts[index + 1] if index + 1 < len(self.starts) else len(self.embeddings)
-        return Gallery(self.embeddings[self.starts[index] : end], self.person_ids[index : index + 1],
-                       np.zeros(1, np.int64))
+        return self.of_people([person_id])
+
+    def of_people(self, person_ids) -> "Gallery":
+        """The gallery of these people's references (those without any are left out)."""
+        kept = np.flatnonzero(np.isin(self.person_ids, np.asarray(list(person_ids), np.int64)))
+        ends = np.append(self.starts[1:], len(self.embeddings))
+        rows = [np.arange(self.starts[index], ends[index]) for index in kept]
+        sizes = np.array([len(r) for r in rows], np.int64)
+        return Gallery(self.embeddings[np.concatenate(rows)] if rows else self.embeddings[:0], self.person_ids[kept],
+                       np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if rows else self.starts[:0])
 
     def distances(self, faces: np.ndarray) -> np.ndarray:
         """(k, P) Euclidean distance from each face to each person's nearest reference."""

@@ -122,6 +122,4 @@ def _store(session: Session, own: list[hubs.OwnThresholds], actor: str) -> list[
 def _match_again(session: Session, person_ids: list[int], actor: str) -> None:
     """Match every stored face near these people again under their new thresholds, and re-decide."""
     if person_ids:
-        decider = session.decider(actor)
-        for person_id in person_ids:
-            decider.match_new_references(person_id)
+        session.decider(actor).match_new_references(*person_ids)  # one pass over the stored faces

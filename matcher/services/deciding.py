@@ -105,20 +105,20 @@ class Decider:
         limits = np.minimum(band_review[:, None], self.person_review[None, :])
         return assign(self.gallery.distances(embeddings), self.gallery.person_ids, limits)
 
-    def match_new_references(self, person_id: int) -> list[str]:
-        """Retroactive matching: check every stored face against one person's references.
+    def match_new_references(self, *person_ids: int) -> list[str]:
+        """Retroactive matching: check every stored face against these people's references.
 
-        One matrix product over all stored embeddings; only the media with a
-        face within ``review`` of the person are then rematched and re-decided.
-        Returns those media.
+        One pass over all stored embeddings, one matrix product per block; only
+        the media with a face within ``review`` of one of them are then
+        rematched and re-decided. Returns those media.
         """
-        person = self.gallery.of_person(person_id)
-        if not len(person):
+        people = self.gallery.of_people(person_ids)
+        if not len(people):
             return []
         candidates = []
         for face_ids, embeddings in self.store.observations.blocks():
             # float16 blocks: a small margin, then the candidates are rematched exactly.
-            close = person.distances(embeddings)[:, 0] <= self.policy.review + 0.01
+            close = people.distances(embeddings).min(axis=1) <= self.policy.review + 0.01
             candidates.extend(face_ids[close].tolist())
         sha256s = self.store.observations.media_of_faces(candidates)
         if sha256s:

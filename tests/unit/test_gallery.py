@@ -30,3 +30,15 @@ def test_empty_gallery_matches_nobody():
     distances = gallery.distances(np.zeros((2, 128), np.float32))
     assert distances.shape == (2, 0)
     assert [a.person_id for a in assign(distances, gallery.person_ids, 0.6)] == [None, None]
+
+
+def test_a_gallery_of_some_people_gives_their_columns_of_the_whole():
+    rng = np.random.default_rng(0)
+    whole = Gallery.build([(p, rng.normal(size=128).astype(np.float32)) for p in (3, 1, 1, 2, 3, 3, 5)])
+    faces = rng.normal(size=(10, 128))
+    everyone = whole.distances(faces)  # columns: people 1, 2, 3, 5
+    for asked, columns in (([1], [0]), ([3], [2]), ([2, 5], [1, 3]), ([5, 1, 3], [0, 2, 3]), ([3, 9], [2])):
+        some = whole.of_people(asked)
+        assert some.person_ids.tolist() == [[1, 2, 3, 5][c] for c in columns]
+        np.testing.assert_allclose(some.distances(faces), everyone[:, columns], rtol=1e-6)
+    assert len(whole.of_people([9])) == 0 and whole.of_people([9]).distances(faces).shape == (10, 0)
