@@ -63,7 +63,7 @@ class Snapshot:
     def facts(self, match: MatchFact) -> Facts:
         person = self.people[match.person_id]
         limits = self.policy.limits(match.face_width, match.sharpness, match.brightness,
-                                    _own_limits(person, self.policy))
+                                    own_limits(person, self.policy))
         return Facts(
             person=person.name,
             distance=match.distance,
@@ -84,7 +84,7 @@ class Snapshot:
         )
 
 
-def _own_limits(person: Person, policy: Policy) -> Limits | None:
+def own_limits(person: Person, policy: Policy) -> Limits | None:
     """A person's own thresholds (a hub's, tighter), when they have them."""
     if person.match_threshold is None and person.review_threshold is None:
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from matcher.decide import Snapshot, decide_items
+from matcher.decide import Snapshot, decide_items, own_limits
 from matcher.gallery import Assignment, Gallery, assign
 from matcher.model import MatchFact, ObservedFace
 from matcher.policy import Facts, Policy
@@ -41,8 +41,8 @@ class Decider:
                                  store.consents.active(), store.decisions.floods(), self.today)
         # Each person's review limit (their own when tighter than the rules'), in the gallery's order.
         self.person_review = np.array([
-            min(policy.review, self.people[pid].review_threshold or policy.review) if pid in self.people
-            else policy.review for pid in self.gallery.person_ids], dtype=np.float32)
+            policy.limits(person=own_limits(self.people[pid], policy) if pid in self.people else None).review
+            for pid in self.gallery.person_ids], dtype=np.float32)
 
     def _hold_current_facts(self) -> None:
         """Inside a write: hold the facts steady, and take them anew if they changed since loaded."""
