@@ -97,6 +97,16 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def shipped_rules_with(old: str, new: str) -> str:
+    """The shipped rules file's text with ``old`` replaced by ``new`` (which must be there: a test
+    of an edited rule would otherwise run the shipped one and prove nothing)."""
+    from matcher.policy import default_policy_path
+
+    shipped = default_policy_path().read_text()
+    assert old in shipped, f"the shipped rules no longer say {old!r}"
+    return shipped.replace(old, new)
+
+
 def write_video(path, fourcc: str, frames: list[np.ndarray], fps: int = 10) -> None:
     import cv2
 

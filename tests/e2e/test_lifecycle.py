@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageFilter
 
-from helpers import Cli, DayClock, headless_chromium, raw, sideways_overflow
+from helpers import Cli, DayClock, headless_chromium, raw, shipped_rules_with, sideways_overflow
 
 EILEEN = "Eileen Collins"
 
@@ -142,10 +142,7 @@ def test_retroactive_matching_of_a_new_enrollment_decodes_nothing(cli, demo_fold
 
 def test_no_retention_keeps_no_unmatched_embedding_and_rescan_catches_up(new_db, demo_folder, media, tmp_path):
     rules = tmp_path / "rules.toml"
-    from matcher.policy import default_policy_path
-
-    rules.write_text(default_policy_path().read_text().replace("keep_unmatched_embeddings = true",
-                                                               "keep_unmatched_embeddings = false"))
+    rules.write_text(shipped_rules_with("keep_unmatched_embeddings = true", "keep_unmatched_embeddings = false"))
     cli = Cli(new_db("c"), rules)
     cli("enroll", EILEEN, demo_folder["reference"])
     scan(cli, media)
@@ -173,10 +170,7 @@ def test_flood_guard_sends_a_burst_of_weaker_matches_to_review(new_db, demo_fold
     """Past the limit, a person's matches of that scan go to review, except strong ones (distance up to
     0.45, which no stranger has come near): a much-photographed person's clear photos still go."""
     rules = tmp_path / "rules.toml"
-    from matcher.policy import default_policy_path
-
-    rules.write_text(default_policy_path().read_text().replace("max_media_per_person_per_scan = 50",
-                                                               "max_media_per_person_per_scan = 3"))
+    rules.write_text(shipped_rules_with("max_media_per_person_per_scan = 50", "max_media_per_person_per_scan = 3"))
     cli = Cli(new_db("c"), rules)
     cli("enroll", EILEEN, demo_folder["reference"])
     folder = tmp_path / "burst"
