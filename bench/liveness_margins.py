@@ -102,7 +102,7 @@ def flat_cases(photos, distances, tilts, tmp):
         for distance in distances:
             for yaw, pitch in tilts:
                 frames = [V.tilt_plane(rgb, yaw * k / 6, pitch * k / 6, distance) for k in range(7)]
-                V.write_video(tmp / "flat.mp4", frames, 10)
+                V.write_video(tmp / "flat.mp4", "mp4v", frames, 10)
                 back, _ = V.clip_frames(tmp / "flat.mp4")
                 observations = L.observe_faces([L.VideoFrame(0.0, back[0]), L.VideoFrame(0.6, back[6])])
                 if len(observations) < 2:
@@ -255,7 +255,7 @@ def main():
     shot = V.cut(frames, fps, 2.74, 7.03)
     while len(long_frames) < 15 * fps:
         long_frames += shot + shot[::-1]
-    path = V.write_video(tmp / "long.mp4", long_frames[: int(15 * fps) - 2], fps)
+    path = V.write_video(tmp / "long.mp4", "mp4v", long_frames[: int(15 * fps) - 2], fps)
     t0 = time.perf_counter()
     result = L.check_liveness(path, ["right", "left", "right"], miranda, config)
     print(f"- 15 s video: {time.perf_counter() - t0:.2f} s ({result.measurements['frames_checked']} frames, "

@@ -107,7 +107,8 @@ def shipped_rules_with(old: str, new: str) -> str:
     return shipped.replace(old, new)
 
 
-def write_video(path, fourcc: str, frames: list[np.ndarray], fps: int = 10) -> None:
+def write_video(path, fourcc: str, frames: list[np.ndarray], fps: float = 10) -> Path:
+    """Write RGB frames as a video in ``fourcc`` (e.g. "mp4v": lossy, as an upload would be)."""
     import cv2
 
     height, width = frames[0].shape[:2]
@@ -116,6 +117,7 @@ def write_video(path, fourcc: str, frames: list[np.ndarray], fps: int = 10) -> N
     for frame in frames:
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
+    return path
 
 
 def on_canvas(face: Image.Image, face_width: int, at: tuple[int, int], size=(4032, 3024)) -> Image.Image:

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from helpers import write_video
+
 # One 1x1 frame, pixel 0: graphic control (0.1 s), image descriptor, LZW data (clear, 0, end).
 _GIF_FRAME = (b"\x21\xf9\x04\x00\x0a\x00\x00\x00" + b"\x2c" + struct.pack("<4H", 0, 0, 1, 1) + b"\x00"
               + b"\x02\x02\x44\x01\x00")
@@ -33,15 +35,9 @@ def webp_of_many_frames(frames: int, size: tuple[int, int] = (400, 400)) -> byte
     return out.getvalue()
 
 
-def write_video(path: Path, frames: int, fps: float, size: tuple[int, int], fourcc: str = "mp4v") -> None:
-    import cv2
-
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
-    assert writer.isOpened(), f"OpenCV cannot write {path.name}"
-    frame = np.full((size[1], size[0], 3), 60, np.uint8)
-    for _ in range(frames):
-        writer.write(frame)
-    writer.release()
+def grey_video(path: Path, frames: int, fps: float, size: tuple[int, int], fourcc: str = "mp4v") -> Path:
+    """A video of ``frames`` identical grey frames (one array, repeated: no memory per frame)."""
+    return write_video(path, fourcc, [np.full((size[1], size[0], 3), 60, np.uint8)] * frames, fps)
 
 
 def png(mode: str, size: tuple[int, int]) -> bytes:

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from helpers import SHARED_FACES
+from helpers import SHARED_FACES, write_video
 
 EXAMPLES = SHARED_FACES / "face_recognition_peer" / "examples"
 CLIP = EXAMPLES / "short_hamilton_clip.mp4"
@@ -72,33 +72,19 @@ def segment(frames: list[np.ndarray], fps: float, name: str) -> list[np.ndarray]
     return [frame for start, end in SEGMENTS[name] for frame in cut(frames, fps, start, end)]
 
 
-def write_video(path: Path, frames: Sequence[np.ndarray], fps: float) -> Path:
-    """Write RGB frames as an MPEG-4 Part 2 (mp4v) file: lossy, as an upload would be."""
-    import cv2
-
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise RuntimeError("OpenCV cannot write mp4v video here")
-    for rgb in frames:
-        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
-
-
 def segments_video(path: Path, names: Sequence[str]) -> Path:
     """The clip's segments joined in this order (hard cuts between them)."""
     frames, fps = clip_frames()
     joined = []
     for name in names:
         joined += segment(frames, fps, name)
-    return write_video(path, joined, fps)
+    return write_video(path, "mp4v", joined, fps)
 
 
 def still_video(path: Path, photo: Path = MIRANDA, seconds: float = 3.0, fps: float = 30.0) -> Path:
     """One photo shown for ``seconds``."""
     rgb = _fit(load_rgb(photo))
-    return write_video(path, [rgb] * int(seconds * fps), fps)
+    return write_video(path, "mp4v", [rgb] * int(seconds * fps), fps)
 
 
 def _fit(rgb: np.ndarray, max_side: int = 640) -> np.ndarray:
@@ -169,4 +155,4 @@ def flat_photo_video(path: Path, prompts: Sequence[str], photo: Path = MIRANDA, 
     for yaw, pitch in poses:
         drift = 0.9 * drift + rng.normal(0, shake, 2)
         frames.append(tilt_plane(rgb, yaw, pitch, distance, (float(drift[0]), float(drift[1]))))
-    return write_video(path, frames, fps)
+    return write_video(path, "mp4v", frames, fps)

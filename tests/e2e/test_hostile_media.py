@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from hostile import gif_of_tiny_frames, png, webp_of_many_frames, write_video
+from hostile import gif_of_tiny_frames, grey_video, png, webp_of_many_frames
 from matcher.media import MediaError, WorkLimits, image_frames, video_frames
 from matcher.observe import ScanOptions, observe
 
@@ -55,7 +55,7 @@ def test_an_animated_webp_of_many_frames_stops_at_its_budget(tmp_path):
 
 def test_an_hour_long_video_stops_at_the_time_budget(tmp_path):
     path = tmp_path / "hour.mp4"
-    write_video(path, frames=3600, fps=1, size=(64, 64))  # one hour at one frame a second
+    grey_video(path, frames=3600, fps=1, size=(64, 64))  # one hour at one frame a second
     seconds, error = observed(path, seconds=5)
     assert error == "reading it took longer than 5 s (the work budget of one file)"
     assert seconds < 10, seconds  # was 84 s
@@ -63,7 +63,7 @@ def test_an_hour_long_video_stops_at_the_time_budget(tmp_path):
 
 def test_video_frames_over_the_pixel_limit_are_refused_before_decoding(tmp_path):
     path = tmp_path / "wide.avi"
-    write_video(path, frames=2, fps=5, size=(2400, 2000), fourcc="MJPG")
+    grey_video(path, frames=2, fps=5, size=(2400, 2000), fourcc="MJPG")
     with pytest.raises(MediaError, match=r"video frames have 4,800,000 pixels \(2400x2000\), over the limit of 1,000,000"):
         next(video_frames(str(path), max_pixels=1_000_000))
     scan = observe(str(path), ScanOptions(max_pixels=1_000_000))

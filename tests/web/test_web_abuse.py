@@ -11,7 +11,7 @@ pytest.importorskip("fastapi", reason="the web app needs the [web] extra")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from helpers import Cli, running_server  # noqa: E402
-from hostile import write_video  # noqa: E402
+from hostile import grey_video  # noqa: E402
 from matcher.policy import load_policy  # noqa: E402
 from matcher.web import WebSettings, create_app  # noqa: E402
 
@@ -112,7 +112,7 @@ def test_a_slow_upload_does_not_block_the_others(enrolled, demo_folder, tmp_path
     db, cli = enrolled
     key = cli.json("apikey", "add", "platform")["token"]
     hour = tmp_path / "hour.mp4"
-    write_video(hour, frames=3600, fps=1, size=(64, 64))
+    grey_video(hour, frames=3600, fps=1, size=(64, 64))
     # The hour-long video is cut at its deadline; the photo must be answered well before it,
     # however busy the machine (a bound on the photo alone failed beside other work: 6.5 s).
     app = create_app(str(db), load_policy(None), WebSettings(check_workers=2, check_seconds=20))
