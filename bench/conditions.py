@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
 
 ENROLLED = ("Ariel_Sharon", "Colin_Powell", "George_W_Bush", "Hugo_Chavez", "Tony_Blair", "Gerhard_Schroeder")
 CONDITIONS = ("small-45", "small-60", "small-90", "crowd", "tilt-25", "tilt-40", "covered", "low-light", "repost",

@@ -97,6 +97,23 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def client_for(db, **settings):
+    """A test client of the web app on ``db`` (its cookies are Secure: it speaks HTTPS), errors as pages."""
+    from fastapi.testclient import TestClient
+
+    from matcher.policy import load_policy
+    from matcher.web import WebSettings, create_app
+
+    return TestClient(create_app(str(db), load_policy(None), WebSettings(**settings)), base_url="https://testserver",
+                      raise_server_exceptions=False)
+
+
+def csrf_token(client) -> str:
+    """The CSRF token the site gives ``client`` (a form must send it back)."""
+    client.get("/")
+    return client.cookies["cm_csrf"]
+
+
 def shipped_rules_with(old: str, new: str) -> str:
     """The shipped rules file's text with ``old`` replaced by ``new`` (which must be there: a test
     of an edited rule would otherwise run the shipped one and prove nothing)."""

@@ -15,13 +15,11 @@ import pytest
 pytest.importorskip("fastapi", reason="the web app needs the [web] extra")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from helpers import Cli, raw, running_server, stored_content, unit, write_video  # noqa: E402
+from helpers import Cli, client_for, csrf_token, raw, running_server, stored_content, unit, write_video  # noqa: E402
 from matcher.model import Reference  # noqa: E402
 from matcher.policy import load_policy  # noqa: E402
 from matcher.services import access, open_session  # noqa: E402
 from matcher.web import WebSettings, create_app  # noqa: E402
-
-BASE = "https://testserver"  # the cookies are Secure: sent over HTTPS only
 
 
 def records(db):
@@ -34,18 +32,8 @@ def person_with_code(session, name: str, seed: int) -> tuple[int, str]:
     return person.id, access.new_access_code(session, person, "test")
 
 
-def client_for(db, **settings) -> TestClient:
-    return TestClient(create_app(str(db), load_policy(None), WebSettings(**settings)), base_url=BASE,
-                      raise_server_exceptions=False)
-
-
-def csrf_of(client: TestClient) -> str:
-    client.get("/")
-    return client.cookies["cm_csrf"]
-
-
 def sign_in_with(client: TestClient, code: str):
-    return client.post("/access", data={"csrf": csrf_of(client), "code": code}, follow_redirects=False)
+    return client.post("/access", data={"csrf": csrf_token(client), "code": code}, follow_redirects=False)
 
 
 @pytest.fixture
@@ -75,7 +63,7 @@ def test_every_page_refuses_a_missing_or_wrong_code(two_people):
     alice_id, alice_code, alice_consent = people["alice"]
     bob_id, bob_code = people["bob"]
     client = client_for(db)
-    csrf = csrf_of(client)
+    csrf = csrf_token(client)
 
     def call(method, path, form):
         path = path.format(consent=alice_consent)
@@ -118,7 +106,7 @@ def test_reviewer_tokens_and_api_keys_are_checked(two_people):
     token = cli.json("reviewer", "add", "dana")["token"]
     key = cli.json("apikey", "add", "platform")["token"]
     client = client_for(db)
-    csrf = csrf_of(client)
+    csrf = csrf_token(client)
     for wrong in ("", "nope", key):  # an API key is no reviewer token
         response = client.post("/review/sign-in", data={"csrf": csrf, "token": wrong}, follow_redirects=False)
         assert response.status_code == 401
@@ -237,7 +225,7 @@ def test_upload_limits_and_type_sniffing(new_db, tmp_path):
     response = client.post("/api/check", headers=headers, files={"file": ("wide.png", png.getvalue(), "image/png")})
     assert response.status_code == 422 and "over the limit of 1,000,000" in response.json()["detail"]
     # The enrollment form applies the same limits, as a page.
-    csrf = csrf_of(client)
+    csrf = csrf_token(client)
     page = client.post("/enroll", data={"csrf": csrf}, files=[("photos", ("me.jpg", b"not a photo", "image/jpeg"))])
     assert page.status_code == 400 and "me.jpg: not an image" in page.text and "Nothing was stored" in page.text
     page = client.post("/enroll", data={"csrf": csrf}, files=[("photos", ("me.png", png.getvalue(), "image/png"))])
@@ -331,7 +319,7 @@ def test_enrollment_page_names_each_unusable_photo(new_db, demo_folder, tmp_path
     """Real faces: two different people, a group photo, too many photos: refused with reasons, nothing stored."""
     db = new_db("consent")
     client = client_for(db)
-    csrf = csrf_of(client)
+    csrf = csrf_token(client)
 
     def enroll(*keys):
         files = [("photos", (demo_folder[key].name, demo_folder[key].read_bytes(), "image/jpeg")) for key in keys]

@@ -8,24 +8,11 @@ import time
 import pytest
 
 pytest.importorskip("fastapi", reason="the web app needs the [web] extra")
-from fastapi.testclient import TestClient  # noqa: E402
 
-from helpers import Cli, running_server  # noqa: E402
+from helpers import Cli, client_for, csrf_token, running_server  # noqa: E402
 from hostile import grey_video  # noqa: E402
 from matcher.policy import load_policy  # noqa: E402
 from matcher.web import WebSettings, create_app  # noqa: E402
-
-BASE = "https://testserver"
-
-
-def client_for(db, **settings) -> TestClient:
-    return TestClient(create_app(str(db), load_policy(None), WebSettings(**settings)), base_url=BASE,
-                      raise_server_exceptions=False)
-
-
-def csrf(client: TestClient) -> str:
-    client.get("/")
-    return client.cookies["cm_csrf"]
 
 
 @pytest.fixture
@@ -65,7 +52,7 @@ def test_a_media_id_is_an_id_never_a_path_to_a_server_file(enrolled, demo_folder
     assert response.status_code == 200
     assert response.json()["path"] == "api/platform/..%2F..%2Fsecret.jpg"
     token = cli.json("reviewer", "add", "dana")["token"]
-    client.post("/review/sign-in", data={"csrf": csrf(client), "token": token})
+    client.post("/review/sign-in", data={"csrf": csrf_token(client), "token": token})
     queue = client.get("/review")
     assert "api/platform/..%2F..%2Fsecret.jpg" in queue.text
     assert "data:image/jpeg" not in queue.text and "No picture" in queue.text
@@ -75,7 +62,7 @@ def test_path_parameters_out_of_range_are_refused_not_crashing(enrolled):
     db, cli = enrolled
     code = cli.json("access-code", "eileen")["access_code"]
     client = client_for(db)
-    client.post("/access", data={"csrf": csrf(client), "code": code})
+    client.post("/access", data={"csrf": csrf_token(client), "code": code})
     token = client.cookies["cm_csrf"]
     for path in ("/me/consents/" + "9" * 30 + "/revoke", "/me/consents/-1/revoke", "/me/consents/x/revoke"):
         response = client.post(path, data={"csrf": token})
@@ -90,15 +77,15 @@ def test_wrong_codes_are_limited_per_client_and_a_sign_in_ends_the_earlier_sessi
     db, cli = enrolled
     code = cli.json("access-code", "eileen")["access_code"]
     first, second = client_for(db), client_for(db)
-    assert first.post("/access", data={"csrf": csrf(first), "code": code}, follow_redirects=False).status_code == 303
+    assert first.post("/access", data={"csrf": csrf_token(first), "code": code}, follow_redirects=False).status_code == 303
     assert first.get("/me").status_code == 200
     # Signing in again (another browser) ends the first session.
-    assert second.post("/access", data={"csrf": csrf(second), "code": code}, follow_redirects=False).status_code == 303
+    assert second.post("/access", data={"csrf": csrf_token(second), "code": code}, follow_redirects=False).status_code == 303
     assert first.get("/me", follow_redirects=False).status_code == 401
     assert second.get("/me").status_code == 200
     # Ten wrong codes from one client: the eleventh try, even the right code, must wait.
     guesser = client_for(db)
-    token = csrf(guesser)
+    token = csrf_token(guesser)
     for attempt in range(10):
         assert guesser.post("/access", data={"csrf": token, "code": f"WRONG-{attempt}"}).status_code == 401
     refused = guesser.post("/access", data={"csrf": token, "code": code})

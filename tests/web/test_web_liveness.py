@@ -10,27 +10,17 @@ import re
 import pytest
 
 pytest.importorskip("fastapi", reason="the web app needs the [web] extra")
-from fastapi.testclient import TestClient  # noqa: E402
 
 import liveness_videos as videos  # noqa: E402
-from helpers import Cli  # noqa: E402
-from matcher.policy import load_policy  # noqa: E402
-from matcher.web import WebSettings, create_app  # noqa: E402
+from helpers import Cli, client_for, csrf_token  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not videos.CLIP.is_file(), reason=f"the shared faces are absent ({videos.CLIP})")
 
 PHRASES = {"turn to your left": "left", "turn to your right": "right"}
 
 
-def app_client(db) -> TestClient:
-    settings = WebSettings(liveness_directions=("left", "right"), liveness_prompts=2)
-    return TestClient(create_app(str(db), load_policy(None), settings), base_url="https://testserver",
-                      raise_server_exceptions=False)
-
-
-def csrf(client) -> str:
-    client.get("/")
-    return client.cookies["cm_csrf"]
+def app_client(db):
+    return client_for(db, liveness_directions=("left", "right"), liveness_prompts=2)
 
 
 def prompts_of(page: str) -> list[str]:
@@ -39,7 +29,7 @@ def prompts_of(page: str) -> list[str]:
 
 
 def preview(client) -> tuple[str, list[str]]:
-    page = client.post("/enroll", data={"csrf": csrf(client)},
+    page = client.post("/enroll", data={"csrf": csrf_token(client)},
                        files=[("photos", ("me.png", videos.MIRANDA.read_bytes(), "image/png"))])
     assert page.status_code == 200, page.text
     return re.search(r'name="pending" value="([^"]+)"', page.text).group(1), prompts_of(page.text)
@@ -47,7 +37,7 @@ def preview(client) -> tuple[str, list[str]]:
 
 def confirm(client, pending: str, video=None):
     files = [("video", ("selfie.mp4", video.read_bytes(), "video/mp4"))] if video else []
-    return client.post("/enroll/confirm", data={"csrf": csrf(client), "pending": pending}, files=files)
+    return client.post("/enroll/confirm", data={"csrf": csrf_token(client), "pending": pending}, files=files)
 
 
 def test_a_video_following_the_prompts_verifies_the_opt_out(db, tmp_path):
@@ -84,7 +74,7 @@ def test_a_still_photo_cannot_verify_and_no_video_leaves_it_unverified(db, tmp_p
     me = client.get("/me")
     prompts = prompts_of(me.text)
     video = videos.segments_video(tmp_path / "later.mp4", list(prompts))
-    done = client.post("/me/verify", data={"csrf": csrf(client)},
+    done = client.post("/me/verify", data={"csrf": csrf_token(client)},
                        files=[("video", ("selfie.mp4", video.read_bytes(), "video/mp4"))], follow_redirects=True)
     assert done.status_code == 200 and "Your opt-out is verified" in done.text
     assert Cli(db).json("people")[0]["verified_by"] == "liveness"

@@ -8,26 +8,14 @@ import pytest
 pytest.importorskip("fastapi", reason="the web app needs the [web] extra")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from helpers import Cli  # noqa: E402
-from matcher.policy import load_policy  # noqa: E402
-from matcher.web import create_app  # noqa: E402
+from helpers import Cli, client_for, csrf_token  # noqa: E402
 
-BASE = "https://testserver"  # the cookies are Secure: sent over HTTPS only
 EILEEN = "Eileen Collins"
-
-
-def client_for(db) -> TestClient:
-    return TestClient(create_app(str(db), load_policy(None)), base_url=BASE, raise_server_exceptions=False)
-
-
-def csrf(client: TestClient) -> str:
-    client.get("/")
-    return client.cookies["cm_csrf"]
 
 
 def preview(client: TestClient, photo) -> str:
     """Upload a photo to /enroll; the pending token of the preview page."""
-    page = client.post("/enroll", data={"csrf": csrf(client)},
+    page = client.post("/enroll", data={"csrf": csrf_token(client)},
                        files=[("photos", (photo.name, photo.read_bytes(), "image/jpeg"))])
     assert page.status_code == 200, page.text
     assert "Is this your face?" in page.text and "already been discarded" in page.text
@@ -35,7 +23,7 @@ def preview(client: TestClient, photo) -> str:
 
 
 def confirm(client: TestClient, pending: str):
-    return client.post("/enroll/confirm", data={"csrf": csrf(client), "pending": pending})
+    return client.post("/enroll/confirm", data={"csrf": csrf_token(client), "pending": pending})
 
 
 def enroll_on_the_web(client: TestClient, photo) -> str:
@@ -55,7 +43,7 @@ def test_enrollment_confirmation_code_and_nothing_of_the_photo_kept(private_db, 
     # Signed in by the confirmation; the code works on a new browser too, typed loosely.
     assert client.get("/me").status_code == 200
     other = client_for(db)
-    signed_in = other.post("/access", data={"csrf": csrf(other), "code": code.lower().replace("-", " ")},
+    signed_in = other.post("/access", data={"csrf": csrf_token(other), "code": code.lower().replace("-", " ")},
                            follow_redirects=False)
     assert signed_in.status_code == 303
     # Only hashes: neither the code nor any part of the photo is in the database files.
@@ -88,7 +76,7 @@ def test_pause_resume_grant_and_revoke_from_the_web(new_db, demo_folder, tmp_pat
     assert cli.report()["astronaut-portrait.jpg"]["matches"][0]["rule"] == "unverified-opt-out"
     cli("verify", cli.json("people")[0]["name"], "--method", "id-document", "--by", "front desk")
     assert cli.report()["astronaut-portrait.jpg"]["decision"] == "remove"
-    token = csrf(client)
+    token = csrf_token(client)
 
     paused = client.post("/me/opt-out", data={"csrf": token, "state": "pause"}, follow_redirects=True)
     assert "Your opt-out is paused" in paused.text
@@ -139,16 +127,16 @@ def test_the_web_app_writes_the_same_audit_entries_as_the_command_line(new_db, d
     enroll_on_the_web(client, demo_folder["reference"])
     web("verify", web.json("people")[0]["name"], "--method", "id-document", "--by", "front desk")
     web("scan", "--quiet", "--manifest", demo_folder["manifest"], demo_folder["media"])
-    token = csrf(client)
+    token = csrf_token(client)
     client.post("/me/opt-out", data={"csrf": token, "state": "pause"})
     client.post("/me/opt-out", data={"csrf": token, "state": "resume"})
     client.post("/me/consents", data={"csrf": token, "uploader": "user-77"})
     client.post("/me/consents/1/revoke", data={"csrf": token})
     reviewer = client_for(by_web)
     reviewer_token = web.json("reviewer", "add", "dana")["token"]
-    reviewer.post("/review/sign-in", data={"csrf": csrf(reviewer), "token": reviewer_token})
+    reviewer.post("/review/sign-in", data={"csrf": csrf_token(reviewer), "token": reviewer_token})
     [item] = web.json("review", "list")
-    reviewer.post(f"/review/{item['id']}", data={"csrf": csrf(reviewer), "verdict": "remove", "note": "not news"})
+    reviewer.post(f"/review/{item['id']}", data={"csrf": csrf_token(reviewer), "verdict": "remove", "note": "not news"})
     client.post("/me/erase", data={"csrf": token, "confirm": "erase"})
 
     expected = trail(by_cli)
