@@ -25,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this checkout's matcher, and the tests' throw-away cluster
 
+from helpers import files_below  # noqa: E402
 from pgcluster import Cluster  # noqa: E402
 
 from matcher.model import Box, Observation, ObservedFace, Reference  # noqa: E402
@@ -35,10 +36,6 @@ from matcher.store.core import to_blob  # noqa: E402
 from matcher.store.schema import COMPACTED  # noqa: E402
 
 NAME = "Zelda Erasable"
-
-
-def data_bytes(cluster: Cluster) -> bytes:
-    return b"".join(p.read_bytes() for p in sorted(cluster.data.rglob("*")) if p.is_file())
 
 
 def steps(database, variant: str):
@@ -78,13 +75,13 @@ def run(variant: str, faces: int) -> None:
         store.observations.pack_blocks()
         store.database.execute("CHECKPOINT")
         packed = [np.frombuffer(s, "<f4").astype("<f2").tobytes() for s in secrets[1:]]
-        before = data_bytes(cluster)
+        before = files_below(cluster.data)
         assert all(s in before for s in secrets + packed) and NAME.encode() in before  # the search finds them
         store.compact = steps(store.database, variant)
         started = time.perf_counter()
         forget(session, store.people.by_name(NAME), "bench")
         took = time.perf_counter() - started
-        after = data_bytes(cluster)
+        after = files_below(cluster.data)
         print(f"{variant:>22}, {faces:,} faces: forget {took:.2f} s; left in the data directory: embeddings "
               f"{sum(s in after for s in secrets)}/{len(secrets)}, packed copies {sum(p in after for p in packed)}/"
               f"{len(packed)}, name {'yes' if NAME.encode() in after else 'no'} ({len(after) / 1e6:.0f} MB searched)",

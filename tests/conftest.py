@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SHARED_FACES, Cli, in_ci
+from helpers import SHARED_FACES, Cli, files_below, in_ci, stored_content
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -94,9 +94,7 @@ class PrivateDatabase:
         self.target, self.data_directory = target, data_directory
 
     def stored_bytes(self) -> bytes:
-        if self.data_directory is None:
-            return b"".join(p.read_bytes() for p in self.target.parent.glob(self.target.name + "*"))
-        return b"".join(p.read_bytes() for p in sorted(self.data_directory.rglob("*")) if p.is_file())
+        return stored_content(self.target) if self.data_directory is None else files_below(self.data_directory)
 
 
 @pytest.fixture

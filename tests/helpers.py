@@ -231,6 +231,11 @@ def store_created(db) -> bool:
         return conn.execute("SELECT to_regclass('meta') IS NOT NULL").fetchone()[0]
 
 
+def files_below(folder: Path) -> bytes:
+    """Every byte of every file below ``folder`` (a PostgreSQL cluster's data directory, say)."""
+    return b"".join(p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file())
+
+
 def stored_content(db) -> bytes:
     """What ``db`` holds, to search for what must not be there: the file's bytes (SQLite), or every
     row of every table (PostgreSQL; the cluster's files are searched where a test has a cluster
