@@ -26,19 +26,18 @@ class AuditLog:
         """
         if not entries:
             return
-        if any(entry.event in FACT_EVENTS for entry in entries):
-            with self.db.write():
+        with self.db.write():
+            if any(entry.event in FACT_EVENTS for entry in entries):
                 # A change of the facts decisions rest on waits for the decisions being written
                 # (they hold these facts steady, see hold_facts) and is counted.
                 self.db.lock("facts")
                 self.db.increment_meta("facts_version")
-        sealed = []
-        for entry in entries:
-            fields = asdict(entry)
-            if entry.about is not None and entry.detail is not None:
-                fields["detail"] = self.keys.seal(entry.about, entry.detail)
-            sealed.append(fields)
-        with self.db.write():
+            sealed = []
+            for entry in entries:
+                fields = asdict(entry)
+                if entry.about is not None and entry.detail is not None:
+                    fields["detail"] = self.keys.seal(entry.about, entry.detail)
+                sealed.append(fields)
             self.db.before_commit(lambda: self._link(sealed))
 
     def _link(self, sealed: list[dict]) -> None:
