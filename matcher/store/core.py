@@ -67,6 +67,12 @@ def text_path(path: str) -> str:
         return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def _chunks(values: list, size: int = 500):
+    """``values`` in slices of ``size``: SQLite bounds the parameters of one statement."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
 def marks(values) -> str:
     """``?, ?, ?``: one placeholder per value, for ``IN (...)`` (``NULL`` for none: ``IN (NULL)``
     matches nothing on both backends, where PostgreSQL refuses ``IN ()``)."""
@@ -183,12 +189,14 @@ class Database:
         self._before_commit.append(action)
 
     def delete_in(self, table: str, column: str, values: list) -> int:
-        """Delete the rows whose ``column`` is one of ``values`` (in chunks: SQLite bounds the parameters)."""
-        deleted = 0
-        for start in range(0, len(values), 500):
-            chunk = values[start : start + 500]
-            deleted += self.execute(f"DELETE FROM {table} WHERE {column} IN ({marks(chunk)})", chunk).rowcount
-        return deleted
+        """Delete the rows whose ``column`` is one of ``values``."""
+        return sum(self.execute(f"DELETE FROM {table} WHERE {column} IN ({marks(chunk)})", chunk).rowcount
+                   for chunk in _chunks(values))
+
+    def query_in(self, sql: str, values: list) -> Iterator[dict]:
+        """The rows of ``sql``, whose one ``IN ({})`` is filled with ``values``."""
+        for chunk in _chunks(values):
+            yield from self.query(sql.format(marks(chunk)), chunk)
 
     # -- settings kept in the database -------------------------------------------------------
 

@@ -100,15 +100,11 @@ class Decisions:
             "SELECT person_id, action FROM decisions WHERE path = ?", [text_path(path)])}
 
     def of_files(self, paths: list[str]) -> dict[str, dict[int, str]]:
-        """:meth:`of_file` of each of ``paths``, in one query per 500."""
+        """:meth:`of_file` of each of ``paths``."""
         found: dict[str, dict[int, str]] = {path: {} for path in paths}
         stored = {text_path(path): path for path in paths}
-        keys = list(stored)
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            for row in self.db.query(f"SELECT path, person_id, action FROM decisions WHERE path IN ({marks(chunk)})",
-                                     chunk):
-                found[stored[row["path"]]][row["person_id"]] = row["action"]
+        for row in self.db.query_in("SELECT path, person_id, action FROM decisions WHERE path IN ({})", list(stored)):
+            found[stored[row["path"]]][row["person_id"]] = row["action"]
         return found
 
     def media_of_person_in_scan(self, person_id: int, scan: int) -> list[str]:

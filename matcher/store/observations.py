@@ -52,12 +52,7 @@ class Observations:
 
     def recorded_media(self, sha256s: list[str]) -> set[str]:
         """Those of ``sha256s`` whose media are recorded."""
-        found: set[str] = set()
-        for start in range(0, len(sha256s), 500):
-            chunk = sha256s[start : start + 500]
-            found.update(row[0] for row in self.db.execute(
-                f"SELECT sha256 FROM media WHERE sha256 IN ({marks(chunk)})", chunk))
-        return found
+        return {row["sha256"] for row in self.db.query_in("SELECT sha256 FROM media WHERE sha256 IN ({})", sha256s)}
 
     def file_sha256(self, path: str) -> str | None:
         return self.db.one("SELECT sha256 FROM files WHERE path = ?", [text_path(path)])
@@ -215,12 +210,8 @@ class Observations:
             yield frame.done()
 
     def media_of_faces(self, face_ids: list[int]) -> list[str]:
-        found: set[str] = set()
-        for start in range(0, len(face_ids), 500):
-            chunk = face_ids[start : start + 500]
-            found.update(row["sha256"] for row in self.db.query(
-                f"SELECT DISTINCT sha256 FROM faces WHERE id IN ({marks(chunk)})", chunk))
-        return sorted(found)
+        return sorted({row["sha256"] for row in self.db.query_in("SELECT DISTINCT sha256 FROM faces WHERE id IN ({})",
+                                                                  face_ids)})
 
     def delete_faces(self, face_ids: list[int]) -> None:
         """Delete faces (and what was decided on them): part of an erasure, inside its transaction."""
