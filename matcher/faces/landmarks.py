@@ -20,9 +20,9 @@ CHIP_PADDING = 0.25  # dlib's compute_face_descriptor's
 
 
 @functools.cache
-def _predictor():
-    """dlib and its 5-point landmark predictor, loaded once per process."""
-    path = dlib_model("shape_predictor_5_face_landmarks.dat")
+def shape_predictor(model_file: str = "shape_predictor_5_face_landmarks.dat"):
+    """dlib and one of its landmark predictors (5 points by default), loaded once per process."""
+    path = dlib_model(model_file)
     import dlib  # heavy native import: only when a face is first needed
 
     return dlib, dlib.shape_predictor(str(path))
@@ -30,7 +30,7 @@ def _predictor():
 
 def landmarks(rgb: np.ndarray, boxes: list[Box]):
     """dlib's ``full_object_detections``: 5 landmarks per box."""
-    dlib, predictor = _predictor()
+    dlib, predictor = shape_predictor()
     shapes = dlib.full_object_detections()
     for box in boxes:
         shapes.append(predictor(rgb, dlib.rectangle(box.left, box.top, box.right, box.bottom)))
@@ -42,7 +42,7 @@ def face_chips(rgb: np.ndarray, boxes: list[Box]) -> np.ndarray:
     is turned upright on a crop around it first: the landmark model was trained on upright faces."""
     if not boxes:
         return np.empty((0, CHIP_SIZE, CHIP_SIZE, 3), np.uint8)
-    dlib, _ = _predictor()
+    dlib, _ = shape_predictor()
     upright_boxes = [box for box in boxes if not box.angle]
     chips = {}
     if upright_boxes:

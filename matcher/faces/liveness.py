@@ -29,7 +29,6 @@ and the limits of the check are in models/liveness.md.
 
 from __future__ import annotations
 
-import functools
 import math
 import secrets
 import time
@@ -39,8 +38,8 @@ from typing import Sequence
 
 import numpy as np
 
-from matcher.faces.dlib_files import dlib_model
 from matcher.faces.hog import frontal_detector
+from matcher.faces.landmarks import shape_predictor
 from matcher.faces.onnx_resnet import OnnxResnetEmbedder
 from matcher.model import Box
 
@@ -178,13 +177,9 @@ class LivenessResult:
 # --------------------------------------------------------------------------- models
 
 
-@functools.cache
 def _landmarks68():
     """dlib and its 68-point landmark predictor (pose needs more points than embedding's 5)."""
-    path = dlib_model("shape_predictor_68_face_landmarks.dat")
-    import dlib
-
-    return dlib, dlib.shape_predictor(str(path))
+    return shape_predictor("shape_predictor_68_face_landmarks.dat")
 
 
 def embed_face(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:

@@ -28,22 +28,24 @@ def face_grey(rgb: np.ndarray, box: Box) -> np.ndarray | None:
 
 def sharpness(rgb: np.ndarray, box: Box) -> float:
     """Variance of the Laplacian of the face, scaled to 150 px grey: low means blurred."""
+    grey = face_grey(rgb, box)
+    return 0.0 if grey is None else _laplacian_variance(grey)
+
+
+def _laplacian_variance(grey: np.ndarray) -> float:
     import cv2
 
-    grey = face_grey(rgb, box)
-    return 0.0 if grey is None else float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
 def measure(rgb: np.ndarray, box: Box, width_in_original: int) -> FaceQuality:
     """The quality facts of one face of ``rgb`` (``box`` in its coordinates)."""
-    import cv2
-
     grey = face_grey(rgb, box)
     if grey is None:
         return FaceQuality(width_in_original, 0.0, 0.0, 0.0)
     return FaceQuality(
         width=width_in_original,
-        sharpness=round(float(cv2.Laplacian(grey, cv2.CV_64F).var()), 1),
+        sharpness=round(_laplacian_variance(grey), 1),
         brightness=round(float(grey.mean()), 1),
         contrast=round(float(grey.std()), 1),
     )
