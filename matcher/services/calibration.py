@@ -44,12 +44,14 @@ class Recomputed:
                                     "match": o.match, "review": o.review} for o in self.own]}
 
 
-def recompute_thresholds(session: Session, actor: str) -> Recomputed:
-    """Measure every person against the background and store their own thresholds."""
+def recompute_thresholds(session: Session, actor: str, unmatched: int | None = None) -> Recomputed:
+    """Measure every person against the background and store their own thresholds (``unmatched``:
+    the stored faces that match no one, when the caller has counted them)."""
     store, policy = session.store, session.policy
     # Measured outside the write lock (it may take a while with many people: scans go on),
     # then stored and applied in one transaction.
-    background = store.observations.unmatched_sample(BACKGROUND_SAMPLE)
+    unmatched = store.observations.unmatched_count() if unmatched is None else unmatched
+    background = store.observations.unmatched_sample(BACKGROUND_SAMPLE, unmatched)
     gallery = Gallery.build(store.people.references(session.engine))
     tails = hubs.impostor_tails(gallery, background, policy.review)
     own = hubs.own_thresholds(gallery.person_ids, tails, policy.match, policy.review)
@@ -59,7 +61,7 @@ def recompute_thresholds(session: Session, actor: str) -> Recomputed:
         if typical is not None:
             store.database.set_meta(_TYPICAL, repr(typical))
         _match_again(session, changed, actor)
-        store.database.set_meta(_BACKGROUND, str(store.observations.unmatched_count()))
+        store.database.set_meta(_BACKGROUND, str(unmatched))  # the background measured against
     return Recomputed(len(background), typical, int(np.count_nonzero(~np.isnan(tails))),
                       [o for o in own if o.match is not None], changed)
 
@@ -73,7 +75,7 @@ def after_scan(session: Session, actor: str) -> Recomputed | None:
     last = store.database.get_meta(_BACKGROUND)
     if count < hubs.MIN_BACKGROUND or (last is not None and count < int(last) * GROWTH):
         return None
-    return recompute_thresholds(session, actor)
+    return recompute_thresholds(session, actor, count)
 
 
 def after_upload(session: Session, actor: str) -> Recomputed | None:

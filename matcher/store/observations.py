@@ -220,10 +220,12 @@ class Observations:
         self.db.delete_in("decisions", "face_id", face_ids)
         self.db.delete_in("faces", "id", face_ids)
 
-    def unmatched_sample(self, limit: int) -> np.ndarray:
+    def unmatched_sample(self, limit: int, count: int | None = None) -> np.ndarray:
         """Embeddings of up to ``limit`` stored faces that match no one, spread evenly over all of
-        them (every n-th by id): the background each person's thresholds are measured against."""
-        step = max(1, -(-self.unmatched_count() // max(1, limit)))  # rounded up: the sample reaches the newest
+        them (every n-th by id): the background each person's thresholds are measured against.
+        ``count``: :meth:`unmatched_count`, when the caller has it (it reads every face)."""
+        count = self.unmatched_count() if count is None else count
+        step = max(1, -(-count // max(1, limit)))  # rounded up: the sample reaches the newest
         # Every step-th id, in integer arithmetic that every SQL dialect reads alike (no % operator).
         rows = self.db.query(f"SELECT f.embedding {_UNMATCHED} AND f.id - (f.id / ?) * ? = 0 ORDER BY f.id LIMIT ?",
                              [step, step, limit])
