@@ -35,6 +35,20 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=f"runs with --backend {needs} ({why})"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory):
+    """The converted models of this session (and of the commands it runs) are kept in a folder of
+    its own, not in the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("model-cache")
+    saved = os.environ.get("CONSENT_MATCHER_CACHE")
+    os.environ["CONSENT_MATCHER_CACHE"] = str(folder)
+    yield folder
+    if saved is None:
+        del os.environ["CONSENT_MATCHER_CACHE"]
+    else:
+        os.environ["CONSENT_MATCHER_CACHE"] = saved
+
+
 @pytest.fixture(scope="session")
 def pg_cluster():
     """A throw-away PostgreSQL cluster for the whole session (skips, saying why, where none can run)."""

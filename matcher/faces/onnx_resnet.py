@@ -14,8 +14,10 @@ import functools
 
 import numpy as np
 
+from matcher.faces import onnx_proto, resnet_onnx, resnet_weights
 from matcher.faces.dlib_files import dlib_model
 from matcher.faces.landmarks import face_chips
+from matcher.faces.model_cache import cached_bytes, key_of, source_key
 from matcher.faces.onnx_run import OnnxNet
 from matcher.faces.resnet_onnx import build_onnx_model
 from matcher.faces.resnet_weights import EMBEDDING_SIZE, preprocess_chips, read_dlib_resnet
@@ -26,9 +28,18 @@ BATCH = 8  # faces per forward pass (onnxruntime is fastest per face near this)
 
 @functools.cache
 def _network() -> tuple[OnnxNet, np.ndarray]:
-    """The network, built once per process from dlib's own weights file."""
-    weights = read_dlib_resnet(dlib_model("dlib_face_recognition_resnet_model_v1.dat"))
-    return OnnxNet(build_onnx_model(weights), "input", ("embedding",)), weights["mean_rgb"]
+    """The network, built from dlib's own weights file once per machine (kept in the model cache)
+    and loaded once per process."""
+    weights_file = dlib_model("dlib_face_recognition_resnet_model_v1.dat")
+
+    def build() -> bytes:
+        weights = read_dlib_resnet(weights_file)
+        return weights["mean_rgb"].astype("<f4").tobytes() + build_onnx_model(weights)
+
+    kept = cached_bytes("dlib-resnet-v1.onnx", key_of(weights_file, source_key(onnx_proto, resnet_onnx, resnet_weights)),
+                        build)
+    mean_rgb = np.frombuffer(kept[:12], "<f4").astype(np.float32)  # the input layer's mean, then the model
+    return OnnxNet(kept[12:], "input", ("embedding",)), mean_rgb
 
 
 def embed_chips(chips: np.ndarray) -> np.ndarray:

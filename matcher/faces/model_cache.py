@@ -1,0 +1,124 @@
+"""Models converted once per machine and kept, so that each command does not convert them again.
+
+Measured on a 2-core machine: dlib decodes its HOG face detector from text in
+~0.6 s, and building our ONNX model of dlib's ResNet takes ~0.3 s; an
+enrollment of two photos takes less than both. Each is built on first use and
+written to the user's cache folder (``$XDG_CACHE_HOME/consent-matcher``, else
+``~/.cache/consent-matcher``; ``CONSENT_MATCHER_CACHE`` names another, ``off``
+turns it off), private to the user. The files hold public models only, never
+anything of a person.
+
+A file's name carries a key of everything it is built from (the source model
+file, the converting code, the library's version): a change of any builds a
+new one. Its content is checked against the digest written beside it on every
+read: a damaged file is built again, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+DIGEST_SUFFIX = ".sha256"
+
+
+def cache_folder(environ=os.environ) -> Path | None:
+    """Where converted models are kept, or None where caching is off."""
+    chosen = environ.get("CONSENT_MATCHER_CACHE")
+    if chosen == "off":
+        return None
+    if chosen:
+        return Path(chosen)
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "consent-matcher"
+
+
+def key_of(*parts: str | bytes | Path) -> str:
+    """A short key naming what a converted file is built from: strings, bytes, and files (by
+    path, size and modification time: a model file replaced in place gives a new key)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Path):
+            stat = part.stat()
+            part = f"{part.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        digest.update(part if isinstance(part, bytes) else part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:24]
+
+
+def source_key(*modules) -> bytes:
+    """The source code of the modules that convert a model: a change to them converts again."""
+    return b"".join(Path(module.__file__).read_bytes() for module in modules)
+
+
+def cached_file(name: str, key: str, write: Callable[[Path], None], folder: Path | None = None) -> Path | None:
+    """The path of a converted file, written by ``write(path)`` on first use; None where no cache
+    can be kept (turned off, or the folder cannot be written): the caller then builds in memory."""
+    folder = cache_folder() if folder is None else folder
+    if folder is None:
+        return None
+    path = folder / f"{name}-{key}"
+    if _intact(path):
+        return path
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{name}-", dir=folder)  # mode 0600
+        os.close(handle)
+        try:
+            write(Path(temporary))
+            digest = _digest(Path(temporary))
+            # Digest first, then the file: a reader never finds a file without its digest.
+            _write_private(path.with_name(path.name + DIGEST_SUFFIX), digest.encode())
+            os.replace(temporary, path)  # atomic: concurrent workers each write a whole file
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+    except OSError:
+        return None
+    return path
+
+
+def cached_bytes(name: str, key: str, build: Callable[[], bytes], folder: Path | None = None) -> bytes:
+    """``build()``'s bytes, from the cache when they are there (and intact), else built and kept."""
+    built: list[bytes] = []
+
+    def write(path: Path) -> None:
+        built.append(build())
+        path.write_bytes(built[0])
+
+    path = cached_file(name, key, write, folder)
+    if built:
+        return built[0]
+    if path is not None:
+        try:
+            return path.read_bytes()
+        except OSError:
+            pass
+    return build()
+
+
+def _intact(path: Path) -> bool:
+    try:
+        expected = path.with_name(path.name + DIGEST_SUFFIX).read_text().strip()
+        return _digest(path) == expected
+    except OSError:
+        return False
+
+
+def _digest(path: Path) -> str:
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
