@@ -214,6 +214,57 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     return _to_rgb(_upright(_open_image(data, max_pixels)))
 
 
+@dataclass(frozen=True)
+class Region:
+    """Full-size pixels of part of a picture, and where they lie in it (upright coordinates)."""
+
+    rgb: np.ndarray
+    top: int
+    left: int
+
+
+def full_size_regions(data: bytes, rects: list[tuple[int, int, int, int]],
+                      max_pixels: int = DEFAULT_MAX_PIXELS) -> list[Region]:
+    """The pixels of each ``(left, top, right, bottom)`` rectangle of the upright picture at full size.
+
+    The picture is decoded once, but only these rectangles are converted and
+    turned upright: for a few faces of a 12-megapixel photo that is a small
+    part of :func:`decode_image`'s work and memory, with the same pixels.
+    """
+    image = _open_image(data, max_pixels)
+    try:
+        orientation = image.getexif().get(0x0112, 1)
+        image.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise MediaError(f"corrupt or truncated image: {exc}") from None
+    turn = _exif_turns().get(orientation)
+    width, height = image.size  # as stored
+    regions = []
+    for left, top, right, bottom in rects:
+        xs, ys = zip(*(_stored_point(x, y, orientation, width, height) for x, y in ((left, top), (right, bottom))))
+        part = image.crop((min(xs), min(ys), max(xs), max(ys)))
+        regions.append(Region(_to_rgb(part.transpose(turn) if turn is not None else part), top, left))
+    return regions
+
+
+@functools.cache
+def _exif_turns() -> dict:
+    """What turns a picture stored with each EXIF orientation upright (as Pillow's exif_transpose does)."""
+    from PIL import Image
+
+    T = Image.Transpose
+    return {2: T.FLIP_LEFT_RIGHT, 3: T.ROTATE_180, 4: T.FLIP_TOP_BOTTOM, 5: T.TRANSPOSE, 6: T.ROTATE_270,
+            7: T.TRANSVERSE, 8: T.ROTATE_90}
+
+
+def _stored_point(x: int, y: int, orientation: int, width: int, height: int) -> tuple[int, int]:
+    """Where a corner (x, y) of the upright picture lies in the picture as stored (``width`` x ``height``)."""
+    return {
+        2: (width - x, y), 3: (width - x, height - y), 4: (x, height - y), 5: (y, x),
+        6: (y, height - x), 7: (width - y, height - x), 8: (width - y, x),
+    }.get(orientation, (x, y))
+
+
 def image_frames(
     data: bytes,
     max_pixels: int = DEFAULT_MAX_PIXELS,

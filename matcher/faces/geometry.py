@@ -21,6 +21,11 @@ def scale_box(box: Box, scale: float, shape: tuple) -> Box:
     )
 
 
+def shift_box(box: Box, down: int, right: int) -> Box:
+    """``box`` moved by whole pixels (into the coordinates of a part of its picture)."""
+    return Box(box.top + down, box.right + right, box.bottom + down, box.left + right, box.angle)
+
+
 def upright(rgb: np.ndarray, centre: tuple[float, float], angle: float, side: int) -> tuple[np.ndarray, np.ndarray]:
     """A ``side`` x ``side`` crop of ``rgb`` around ``centre`` (x, y), turned by ``-angle`` degrees so that
     a face tilted by ``angle`` stands upright in it; and the 2x3 matrix from the crop back to ``rgb``."""

@@ -259,33 +259,68 @@ def test_unreadable_file_is_an_error(new_db, demo_folder, tmp_path):
 
 def test_large_jpegs_are_decoded_reduced_and_small_faces_embedded_from_a_full_decode(demo_folder, tmp_path):
     """A 4032 px JPEG is decoded at half size for detection (its DCT scaling); a face that is large
-    there is embedded from that decode, a small one (< 100 px) from a full decode instead."""
+    there is embedded from that decode, a small one (< 100 px) from the picture at full size
+    instead (only the pixels around it: the same embedding and quality as from a full decode),
+    also where the phone stored the picture turned (EXIF orientation)."""
     from matcher.faces import process_engine
+    from matcher.faces.quality import measure
     from matcher.media import decode_image, image_frames
     from matcher.model import Box
     from matcher.observe import SCAN_ENGINE, ScanOptions, observe
 
     engine = process_engine(SCAN_ENGINE)
     portrait = Image.open(demo_folder["portrait"]).convert("RGB")
-    cases = {"big": on_canvas(portrait, 1400, (2300, 900)), "small": on_canvas(portrait, 420, (700, 2000))}
-    for name, photo in cases.items():
+    cases = {"big": (on_canvas(portrait, 1400, (2300, 900)), 1), "small": (on_canvas(portrait, 420, (700, 2000)), 1),
+             # Stored turned a quarter (the camera held upright): the picture as seen is 3024 x 4032.
+             "small-turned": (on_canvas(portrait, 420, (700, 2000)).transpose(Image.Transpose.ROTATE_90), 6),
+             "small-flipped": (on_canvas(portrait, 420, (3200, 2400)).transpose(Image.Transpose.ROTATE_180), 3)}
+    tilted = set()
+    for name, (photo, orientation) in cases.items():
         path = tmp_path / f"{name}.jpg"
-        photo.save(path, quality=90)
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        photo.save(path, quality=90, exif=exif)
         data = path.read_bytes()
         [frame] = image_frames(data, min_side=lambda width, height: engine.decode_side(height, width))
-        assert frame.scale == 2.0 and frame.rgb.shape[:2] == (1512, 2016)  # 1/2 of 4032x3024, not the full 12 MP
+        assert frame.scale == 2.0 and sorted(frame.rgb.shape[:2]) == [1512, 2016]  # 1/2 of 4032x3024
 
         obs = observe(str(path), ScanOptions())
         [face] = obs.faces
         full = decode_image(data)
+        assert (obs.height, obs.width) == full.shape[:2]
         from_full = engine.embed(full, [face.box])[0]
         halved = Box(*(v // 2 for v in face.box.as_list()))
         from_reduced = engine.embed(np.ascontiguousarray(frame.rgb), [halved])[0]
-        if name == "small":
+        if name.startswith("small"):
             assert face.box.width < 2 * 100  # under 100 px in the half-size decode
-            assert np.linalg.norm(face.embedding - from_full) < 1e-5  # embedded from the full decode
+            # Embedded from the picture at full size (the same pixels: see the test below; a face the
+            # detector saw tilted is cut turned, and turning about a shifted centre rounds differently).
+            assert np.linalg.norm(face.embedding - from_full) < (1e-3 if face.box.angle else 1e-5)
             assert np.linalg.norm(face.embedding - from_reduced) > 1e-3
+            assert face.quality == measure(full, face.box, face.box.width)
+            tilted.add(bool(face.box.angle))
         else:
             assert face.box.width >= 2 * 100
             assert np.linalg.norm(face.embedding - from_reduced) < 1e-5  # embedded from the cheap decode
             assert np.linalg.norm(face.embedding - from_full) > 1e-3
+    assert tilted == {False, True}  # both ways of cutting a chip were compared
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_full_size_regions_are_the_pixels_of_the_upright_picture(orientation):
+    """Each EXIF orientation: the regions are exactly the slices of the full, upright decode."""
+    from matcher.media import decode_image, full_size_regions
+
+    picture = Image.fromarray(np.random.default_rng(orientation).integers(0, 255, (300, 400, 3), np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored = io.BytesIO()
+    picture.save(stored, "JPEG", exif=exif, quality=90)
+    full = decode_image(stored.getvalue())
+    height, width = full.shape[:2]
+    assert (height, width) == ((400, 300) if orientation >= 5 else (300, 400))
+    rects = [(10, 20, 110, 90), (0, 0, width, height), (width - 50, height - 30, width, height), (5, 7, 6, 8)]
+    for region, (left, top, right, bottom) in zip(full_size_regions(stored.getvalue(), rects), rects):
+        assert (region.top, region.left) == (top, left)
+        assert np.array_equal(region.rgb, full[top:bottom, left:right])
+
