@@ -358,6 +358,14 @@ def _strip_to_rgb(strip, peak: int | None, transparent: bool) -> np.ndarray:
         rgba = np.asarray(strip.convert("RGBA"), dtype=np.uint16)
         alpha = rgba[..., 3:]
         return ((rgba[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+    if strip.mode == "RGB":
+        # Pillow keeps RGB pixels as RGBX: taken as they are and packed by OpenCV, a tenth of a
+        # phone photo's decode time less than Pillow packing them (the same pixels).
+        import cv2
+
+        width, height = strip.size
+        return cv2.cvtColor(np.frombuffer(strip.tobytes("raw", "RGBX"), np.uint8).reshape(height, width, 4),
+                            cv2.COLOR_RGBA2RGB)
     return np.asarray(strip.convert("RGB"))
 
 
