@@ -236,9 +236,9 @@ def main():
         ("other person: Obama", tmp / "lr.mp4", ["left", "right"], obama),
         ("other person: Lacamoire", tmp / "lr.mp4", ["left", "right"], lacamoire),
     ]
-    for name, path, prompts, reference in cases:
+    for name, path, prompts, enrolled in cases:
         t0 = time.perf_counter()
-        result = L.check_liveness(path, prompts, reference, config)
+        result = L.check_liveness(path, prompts, enrolled, config)
         seconds = time.perf_counter() - t0
         m = result.measurements
         print(f"- {name}: passed={result.passed} in {seconds:.2f} s ({m.get('frames_checked')} frames, "

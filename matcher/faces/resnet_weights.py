@@ -111,8 +111,9 @@ def _read_layer_details(s: _DlibStream) -> dict:
         num_filters = s.int_()
         nr, nc, sy, sx, py, px = (s.int_() for _ in range(6))
         fshape = s.alias_tensor()  # (num_filters, k, nr, nc)
-        bshape = s.alias_tensor()  # (1, num_filters, 1, 1)
-        _lr = [s.float_() for _ in range(4)]  # learning-rate / weight-decay multipliers
+        s.alias_tensor()  # the bias's shape (1, num_filters, 1, 1)
+        for _ in range(4):
+            s.float_()  # learning-rate / weight-decay multipliers: not needed to run the network
         use_bias = s.bool_() if name in ("con_5", "con_6") else True
         if name == "con_6":
             s.bool_()  # use_relu (fused relu flag, newer dlib)
@@ -150,7 +151,8 @@ def _read_layer_details(s: _DlibStream) -> dict:
         wshape = s.alias_tensor()  # (num_inputs, num_outputs): output = input @ W
         s.alias_tensor()
         bias_mode = s.int_()  # 0 = FC_HAS_BIAS, 1 = FC_NO_BIAS
-        _lr = [s.float_() for _ in range(4)]
+        for _ in range(4):
+            s.float_()  # learning-rate / weight-decay multipliers
         use_bias = s.bool_() if name == "fc_3" else True
         nw = int(np.prod(wshape))
         w = params[:nw].reshape(num_inputs, num_outputs)

@@ -7,7 +7,6 @@ Figures from before (the security review, same machine): a 46 KB GIF of 2000 1x1
 RGBA PNG at 2.2 GB; a video of 16000x16000 frames had no pixel limit at all.
 """
 
-import json
 import subprocess
 import sys
 import time
