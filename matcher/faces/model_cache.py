@@ -17,6 +17,7 @@ read: a damaged file is built again, never used.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import tempfile
 from pathlib import Path
@@ -49,9 +50,9 @@ def key_of(*parts: str | bytes | Path) -> str:
     return digest.hexdigest()[:24]
 
 
-def source_key(*modules) -> bytes:
-    """The source code of the modules that convert a model: a change to them converts again."""
-    return b"".join(Path(module.__file__).read_bytes() for module in modules)
+def source_key(*converters) -> bytes:
+    """The source code of the modules of the functions that convert a model: a change to them converts again."""
+    return b"".join(Path(inspect.getsourcefile(converter)).read_bytes() for converter in converters)
 
 
 def cached_file(name: str, key: str, write: Callable[[Path], None], folder: Path | None = None) -> Path | None:

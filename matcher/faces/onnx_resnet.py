@@ -14,10 +14,10 @@ import functools
 
 import numpy as np
 
-from matcher.faces import onnx_proto, resnet_onnx, resnet_weights
 from matcher.faces.dlib_files import dlib_model
 from matcher.faces.landmarks import face_chips
 from matcher.faces.model_cache import cached_bytes, key_of, source_key
+from matcher.faces.onnx_proto import model_bytes
 from matcher.faces.onnx_run import OnnxNet
 from matcher.faces.resnet_onnx import build_onnx_model
 from matcher.faces.resnet_weights import EMBEDDING_SIZE, preprocess_chips, read_dlib_resnet
@@ -36,8 +36,8 @@ def _network() -> tuple[OnnxNet, np.ndarray]:
         weights = read_dlib_resnet(weights_file)
         return weights["mean_rgb"].astype("<f4").tobytes() + build_onnx_model(weights)
 
-    kept = cached_bytes("dlib-resnet-v1.onnx", key_of(weights_file, source_key(onnx_proto, resnet_onnx, resnet_weights)),
-                        build)
+    converters = source_key(model_bytes, build_onnx_model, read_dlib_resnet)
+    kept = cached_bytes("dlib-resnet-v1.onnx", key_of(weights_file, converters), build)
     mean_rgb = np.frombuffer(kept[:12], "<f4").astype(np.float32)  # the input layer's mean, then the model
     return OnnxNet(kept[12:], "input", ("embedding",)), mean_rgb
 
