@@ -1,9 +1,9 @@
-"""Where faces may be: cheap face proposals from MediaPipe's BlazeFace (full range).
+"""Where faces may be: cheap face proposals from MediaPipe's BlazeFace (full range), through OpenCV.
 
 dlib's HOG detector spends most of a scan's time searching a phone photo
 upsampled to 3200 px for faces of 100 px. BlazeFace, a small convolutional
-detector, finds the same faces on the photo shrunk so that the smallest face
-of interest spans 16 px (then halved, level after level, for larger faces). :class:`BlazeFaceHogDetector` then
+detector, finds the same faces on 192 px tiles of the photo shrunk so that
+the smallest face of interest spans 16 px. :class:`BlazeFaceHogDetector` then
 runs HOG only on a small crop around each proposal, so the faces kept, their
 boxes and their embeddings stay HOG's.
 
@@ -23,29 +23,26 @@ from pathlib import Path
 import numpy as np
 
 from matcher.faces.base import ModelsMissing
-from matcher.faces.blazeface_onnx import OUTPUTS, STRIDE, TILE, build_onnx_model
+from matcher.faces.blazeface_onnx import OUTPUTS, build_onnx_model
 from matcher.faces.geometry import box_from_rect, overlap, upright
 from matcher.faces.hog import HOG_WINDOW, frontal_detector
 from matcher.faces.onnx_run import OnnxNet
 from matcher.model import Box
 
 MODEL_FILE = "face_detection_full_range.tflite"
+TILE = 192  # the network's input side
+GRID = 48  # its output: one anchor per 4x4 pixels of the input
 # Measured on LFW faces pasted on a grey 192 px tile: 95 % found at 16 px,
-# all from 20 px; the overlap between windows covers the faces up to 2x this.
+# all from 20 px; the overlap between tiles covers the faces up to 2x this.
+# (The network is convolutional: whole levels of a photo can go through it at once. On
+# phone photos that took 15 % less time, but it lost 10 of 140 faces that tiles find at
+# 45-60 px in wide shots, bench/conditions.py small-45 and small-60: tiles stay.)
 MIN_FACE_IN_TILE = 16
 # A low score keeps doubtful proposals: HOG decides. On the throughput corpus
 # (bench/throughput.py) 0.35 proposed all 194 faces HOG finds, 0.5 missed one.
 MIN_SCORE = 0.35
-# A level of the picture goes through the network whole up to this side (a multiple of
-# STRIDE), else in overlapping windows of it: activations stay small whatever the picture.
-# On the throughput corpus (bench/throughput.py) 640 px windows took 15 % less time than the
-# 192 px tiles the network was made for (8.99 against 10.63 s: no overlaps), asked HOG about
-# a fifth fewer proposals, and found one more face (half hidden, where two tiles met); 960 px
-# gained nothing more, 320 px lost (one window a pass, where four tiles went together).
-WINDOW = 640
-# Pixels per forward pass: windows of one size are batched up to this (onnxruntime measured
-# fastest per pixel near four 192 px tiles: the activations stay in cache).
-BATCH_PIXELS = 4 * TILE * TILE
+# Tiles per forward pass: onnxruntime measured fastest per tile near 4 (activations stay in cache).
+BATCH = 4
 
 
 class ProposalModelMissing(ModelsMissing):
@@ -76,80 +73,64 @@ def default_model_path() -> Path:
 
 @functools.cache
 def _network(path: Path, device: str = "cpu"):
-    """The network: our ONNX model of the .tflite file, or PyTorch's on a GPU (batches of windows in, outputs out)."""
+    """The network (our ONNX model of the .tflite file, or PyTorch's on a GPU) and its anchors."""
     if not path.is_file():
         raise ProposalModelMissing(f"face proposal model missing: {path}")
     if device == "cpu":
-        return OnnxNet(build_onnx_model(path), "input", OUTPUTS).run
-    from matcher.faces.blazeface_torch import TorchBlazeFace  # PyTorch only where asked for
+        net = OnnxNet(build_onnx_model(path), "input", OUTPUTS)
+        run = net.run
+    else:
+        from matcher.faces.blazeface_torch import TorchBlazeFace  # PyTorch only where asked for
 
-    return TorchBlazeFace(path, device)
-
-
-@functools.cache
-def _anchors(height: int, width: int) -> np.ndarray:
-    """The centres of a window's anchors, one per 4x4 pixels, in the network's output order (rows first)."""
-    rows, cols = np.mgrid[0:height // 4, 0:width // 4]
-    return (np.stack([cols.ravel(), rows.ravel()], axis=1).astype(np.float32) + 0.5) * 4
+        run = TorchBlazeFace(path, device)
+    rows, cols = np.mgrid[0:GRID, 0:GRID]
+    anchors = np.stack([(cols.ravel() + 0.5), (rows.ravel() + 0.5)], axis=1).astype(np.float32) * (TILE / GRID)
+    return run, anchors
 
 
-@dataclass(frozen=True)
-class Window:
-    """A part of one level of the picture (the picture resized by ``scale``) that goes through the
-    network: corner (``y``, ``x``) in the level, sides multiples of STRIDE (black past the level)."""
+def tiles(height: int, width: int, min_face: float) -> list[tuple[float, int, int]]:
+    """The tiles to search: ``(scale, y, x)``, the level's scale and the tile's corner in it.
 
-    scale: float
-    y: int
-    x: int
-    height: int
-    width: int
-
-
-def windows(height: int, width: int, min_face: float) -> list[Window]:
-    """The windows to search in a picture of this size for faces of at least ``min_face`` pixels.
-
-    Level 1 shrinks the picture so that ``min_face`` spans MIN_FACE_IN_TILE px;
-    each next level halves it, until the whole picture fits one tile. A level
-    is searched whole, or in windows of WINDOW px overlapping by twice the
-    smallest face, so each face up to twice that size lies wholly inside one
-    of them; larger ones are the next level's.
+    Level 1 shrinks the image so that ``min_face`` spans MIN_FACE_IN_TILE px;
+    each next level halves it, until the whole image fits one tile. Tiles of
+    a level overlap by twice the smallest face, so each face up to twice that
+    size lies wholly inside one of them; larger ones are the next level's.
     """
     out = []
     scale = MIN_FACE_IN_TILE / min_face
+    stride = TILE - 2 * MIN_FACE_IN_TILE
     while True:
         last = scale * max(height, width) <= TILE
         if last:
             scale = TILE / max(height, width)
         level_h, level_w = max(1, round(height * scale)), max(1, round(width * scale))
-        out += [Window(scale, y, x, h, w) for y, h in _spans(level_h) for x, w in _spans(level_w)]
+        ys = _starts(level_h, stride)
+        xs = _starts(level_w, stride)
+        out += [(scale, y, x) for y in ys for x in xs]
         if last:
-            # And the whole picture at half a tile, centred: a face filling the picture (an avatar, a
+            # And the whole image at half a tile, centred: a face filling the picture (an avatar, a
             # tight crop) is too large for the network in the levels above, which it was not
-            # trained to see without a margin. Negative corners: the window starts before the level.
+            # trained to see without a margin. Negative corners: the tile starts before the level.
             scale = TILE / 2 / max(height, width)
             level_h, level_w = max(1, round(height * scale)), max(1, round(width * scale))
-            return out + [Window(scale, -((TILE - level_h) // 2), -((TILE - level_w) // 2), TILE, TILE)]
+            return out + [(scale, -((TILE - level_h) // 2), -((TILE - level_w) // 2))]
         scale /= 2
 
 
-def _spans(length: int) -> list[tuple[int, int]]:
-    """(start, size) of the windows along one side of a level."""
-    if length <= WINDOW:
-        return [(0, -(-length // STRIDE) * STRIDE)]
-    step = WINDOW - 2 * MIN_FACE_IN_TILE
-    starts = list(range(0, length - WINDOW + 1, step))
-    if starts[-1] + WINDOW < length:
-        starts.append(length - WINDOW)
-    return [(start, WINDOW) for start in starts]
+def _starts(length: int, stride: int) -> list[int]:
+    starts = list(range(0, max(0, length - TILE) + 1, stride))
+    if starts[-1] + TILE < length:
+        starts.append(length - TILE)
+    return starts
 
 
-def cut_window(level: np.ndarray, window: Window) -> np.ndarray:
-    """The window's pixels of a level, black where it runs past the level."""
-    cut = np.zeros((window.height, window.width, 3), np.uint8)
-    top, left = max(0, window.y), max(0, window.x)
-    part = level[top:window.y + window.height, left:window.x + window.width]
-    cut[top - window.y:top - window.y + part.shape[0], left - window.x:left - window.x + part.shape[1]] = part
-    return cut
+def cut_tile(level: np.ndarray, y: int, x: int) -> np.ndarray:
+    """The TILE x TILE tile of a level at corner (``y``, ``x``), black where it runs past the level."""
+    tile = np.zeros((TILE, TILE, 3), np.uint8)
+    top, left = max(0, y), max(0, x)
+    part = level[top:y + TILE, left:x + TILE]
+    tile[top - y:top - y + part.shape[0], left - x:left - x + part.shape[1]] = part
+    return tile
 
 
 def propose(rgb: np.ndarray, min_face: float, min_score: float = MIN_SCORE,
@@ -157,46 +138,36 @@ def propose(rgb: np.ndarray, min_face: float, min_score: float = MIN_SCORE,
     """Possible faces of at least ``min_face`` pixels in an RGB image, in its coordinates."""
     import cv2
 
-    run = _network(model or default_model_path(), device)
+    run, anchors = _network(model or default_model_path(), device)
     height, width = rgb.shape[:2]
+    batch, origins = [], []
     levels: dict[float, np.ndarray] = {}
-    by_size: dict[tuple[int, int], list[tuple[Window, np.ndarray]]] = {}
     previous = rgb
-    for window in windows(height, width, max(1.0, min_face)):
-        if window.scale not in levels:
+    for scale, y, x in tiles(height, width, max(1.0, min_face)):
+        if scale not in levels:
             # Each level from the one before (a quarter of its pixels or fewer): cheaper than from the photo.
-            size = (max(1, round(width * window.scale)), max(1, round(height * window.scale)))
-            previous = levels[window.scale] = cv2.resize(previous, size, interpolation=cv2.INTER_AREA)
-        by_size.setdefault((window.height, window.width), []).append((window, cut_window(levels[window.scale], window)))
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            previous = levels[scale] = cv2.resize(previous, size, interpolation=cv2.INTER_AREA)
+        batch.append(cut_tile(levels[scale], y, x))
+        origins.append((y, x, scale))
+    blob = (np.stack(batch).astype(np.float32) * (1 / 127.5) - 1.0).transpose(0, 3, 1, 2)
+    outputs = [run(blob[start:start + BATCH]) for start in range(0, len(blob), BATCH)]
+    logits = np.concatenate([found[0].reshape(-1, GRID * GRID) for found in outputs])
+    boxes = np.concatenate([found[1].reshape(-1, GRID * GRID, 16) for found in outputs])
+    found = []
     min_logit = float(np.log(min_score / (1 - min_score)))
-    found = []
-    for (window_h, window_w), cuts in by_size.items():
-        per_pass = max(1, BATCH_PIXELS // (window_h * window_w))
-        for start in range(0, len(cuts), per_pass):
-            batch = cuts[start:start + per_pass]
-            blob = (np.stack([pixels for _, pixels in batch]).astype(np.float32) * (1 / 127.5) - 1.0).transpose(0, 3, 1, 2)
-            logits, boxes = run(blob)[:2]
-            for index, (window, _) in enumerate(batch):
-                found += _decode(logits[index].reshape(-1), boxes[index].reshape(-1, 16),
-                                 _anchors(window_h, window_w), window, min_logit)
+    for index, (y, x, scale) in enumerate(origins):
+        for anchor in np.nonzero(logits[index] >= min_logit)[0]:
+            dx, dy, w, h = boxes[index, anchor, :4]
+            cx = (anchors[anchor, 0] + dx + x) / scale
+            cy = (anchors[anchor, 1] + dy + y) / scale
+            w, h = w / scale, h / scale
+            score = float(1 / (1 + np.exp(-logits[index, anchor])))
+            # Keypoints 0 and 1: the right and left eye (the person's), as offsets from the anchor.
+            right_eye, left_eye = boxes[index, anchor, 4:6], boxes[index, anchor, 6:8]
+            roll = float(np.degrees(np.arctan2(-(left_eye[1] - right_eye[1]), left_eye[0] - right_eye[0])))
+            found.append(Proposal(score, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, roll))
     return _suppress(found)
-
-
-def _decode(logits: np.ndarray, boxes: np.ndarray, anchors: np.ndarray, window: Window,
-            min_logit: float) -> list[Proposal]:
-    """The proposals of one window's outputs, in the picture's coordinates."""
-    found = []
-    for anchor in np.nonzero(logits >= min_logit)[0]:
-        dx, dy, w, h = boxes[anchor, :4]
-        cx = (anchors[anchor, 0] + dx + window.x) / window.scale
-        cy = (anchors[anchor, 1] + dy + window.y) / window.scale
-        w, h = w / window.scale, h / window.scale
-        score = float(1 / (1 + np.exp(-logits[anchor])))
-        # Keypoints 0 and 1: the right and left eye (the person's), as offsets from the anchor.
-        right_eye, left_eye = boxes[anchor, 4:6], boxes[anchor, 6:8]
-        roll = float(np.degrees(np.arctan2(-(left_eye[1] - right_eye[1]), left_eye[0] - right_eye[0])))
-        found.append(Proposal(score, cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, roll))
-    return found
 
 
 def _suppress(proposals: list[Proposal], max_overlap: float = 0.3) -> list[Proposal]:

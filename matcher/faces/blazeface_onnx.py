@@ -4,14 +4,9 @@ The TFLite graph (:mod:`.tflite`) is lowered to NCHW steps (weights stored as
 float16 in the file are widened exactly) and written as ONNX (opset 13): 89
 convolutions (TF SAME padding as explicit, possibly asymmetric, pads: stride-2
 convolutions pad 0 before and 1 after), Relu, Add, MaxPool, Pad, Resize (linear,
-half-pixel centres), Transpose and Reshape. Input "input" (N, 3, H, W) RGB in
-[-1, 1]; outputs the classifier's logits (N, A, 1) and the regressor's boxes
-and keypoints (N, A, 16), one anchor per 4x4 pixels of the input (A = H/4 x W/4):
-on a 192 px tile (A = 2304), the same as the .tflite file's, to 4e-5.
-
-The network was made for 192 x 192, but it is convolutional: any H and W that
-are multiples of 32 (its total stride) see the same padding at every stride-2
-step, so a whole picture goes through in one pass instead of overlapping tiles.
+half-pixel centres), Transpose and Reshape. Input "input" (N, 3, 192, 192) RGB in
+[-1, 1]; outputs the classifier's logits (N, 2304, 1) and the regressor's boxes
+and keypoints (N, 2304, 16): the same as the .tflite file's, to 4e-5.
 """
 
 from __future__ import annotations
@@ -24,13 +19,11 @@ from matcher.faces.onnx_proto import Graph, model_bytes, node, value_info
 from matcher.faces.tflite import lower_to_nchw, read_tflite
 
 OUTPUTS = ("reshaped_classifier_face_4", "reshaped_regressor_face_4")
-TILE = 192  # the side the network was made for (its .tflite input)
-STRIDE = 32  # its total downsampling: input sides must be multiples of this
+TILE = 192
 
 
 def build_onnx_model(path: Path, batch=None, opset=13) -> bytes:
-    """The BlazeFace graph as ONNX bytes: symbolic height and width (multiples of STRIDE);
-    batch=None: symbolic batch dimension "N"."""
+    """The BlazeFace graph as ONNX bytes. batch=None: symbolic batch dimension "N"."""
     steps, input_name, outputs = lower_to_nchw(read_tflite(path))
     graph = Graph()
     nodes, inits, uid, const = graph.nodes, graph.initializers, graph.unique, graph.const
@@ -60,7 +53,7 @@ def build_onnx_model(path: Path, batch=None, opset=13) -> bytes:
             nodes.append(node("Pad", [x, p], [out], out, mode="constant"))
         elif s.kind == "resize":
             # scales (not sizes): the batch dimension stays symbolic. 2x here: (6->12, 12->24, 24->48).
-            in_hw = spatial_of(steps, s.inputs[0])
+            in_hw = _spatial_of(steps, s.inputs[0])
             sc = [float(o) / float(i) for o, i in zip(a["size"], in_hw)]
             scales = const(out + "_scales", np.array([1.0, 1.0] + sc, np.float32))
             roi = const(out + "_roi", np.zeros(0, np.float32))
@@ -77,11 +70,11 @@ def build_onnx_model(path: Path, batch=None, opset=13) -> bytes:
         names[s.out] = out
 
     n = "N" if batch is None else batch
-    return model_bytes("blazeface_full_range", nodes, inits, [value_info("input", [n, 3, "H", "W"])],
-                       [value_info(OUTPUTS[0], [n, "A", 1]), value_info(OUTPUTS[1], [n, "A", 16])], opset)
+    return model_bytes("blazeface_full_range", nodes, inits, [value_info("input", [n, 3, TILE, TILE])],
+                       [value_info(OUTPUTS[0], [n, 2304, 1]), value_info(OUTPUTS[1], [n, 2304, 16])], opset)
 
 
-def spatial_of(steps, tensor_name, size=TILE):
+def _spatial_of(steps, tensor_name, size=TILE):
     """(H, W) of an activation, by walking the steps from the input (all shapes are static here)."""
     hw = {}
     first = True

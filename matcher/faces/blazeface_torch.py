@@ -2,9 +2,8 @@
 
 For ``--device cuda`` (the optional [gpu] extra). Same convention as the ONNX path
 (matcher/faces/blazeface_onnx.py):
-input float32 (N, 3, H, W), sides multiples of 32, RGB scaled to [-1, 1]; outputs
-("reshaped_classifier_face_4" (N, A, 1) logits, "reshaped_regressor_face_4" (N, A, 16)),
-A = H/4 x W/4 anchors (2304 on a 192 px tile).
+input float32 (N, 3, 192, 192), RGB scaled to [-1, 1]; outputs
+("reshaped_classifier_face_4" (N, 2304, 1) logits, "reshaped_regressor_face_4" (N, 2304, 16)).
 
 torch is imported lazily (only when a network is built). The module is a straight
 interpretation of the lowered graph (:func:`matcher.faces.tflite.lower_to_nchw`): 89 convolutions
@@ -25,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from matcher.faces.blazeface_onnx import OUTPUTS, spatial_of
+from matcher.faces.blazeface_onnx import OUTPUTS
 from matcher.faces.tflite import lower_to_nchw, read_tflite
 from matcher.faces.torch_resnet import torch_device
 
 
 def build_module(path: Path):
-    """A torch.nn.Module: forward(x (N,3,H,W) float tensor) -> (logits (N,A,1), boxes (N,A,16))."""
+    """A torch.nn.Module: forward(x (N,3,192,192) float tensor) -> (logits (N,2304,1), boxes (N,2304,16))."""
     import torch
     import torch.nn.functional as F
 
@@ -68,9 +67,6 @@ def build_module(path: Path):
                     if not a["half_pixel_centers"]:
                         # TF's legacy (asymmetric) mapping: not what torch's bilinear computes.
                         raise NotImplementedError("resize without half_pixel_centers")
-                    in_h, in_w = spatial_of(steps, s.inputs[0])
-                    if tuple(a["size"]) != (2 * in_h, 2 * in_w):  # forward() doubles any input's size
-                        raise NotImplementedError(f"resize by other than 2x: {(in_h, in_w)} -> {a['size']}")
                 elif s.kind == "pad":
                     # F.pad wants (last-axis before, after, previous axis ...)
                     a["fpad"] = tuple(v for ax in (3, 2, 1, 0) for v in (a["before"][ax], a["after"][ax]))
@@ -96,9 +92,7 @@ def build_module(path: Path):
                 elif kind == "pad":
                     v = F.pad(v, a["fpad"])
                 elif kind == "resize":
-                    # 2x whatever the input's size (the model's sizes are those of a 192 px tile)
-                    v = F.interpolate(v, size=(2 * v.shape[2], 2 * v.shape[3]), mode="bilinear",
-                                      align_corners=False)
+                    v = F.interpolate(v, size=a["size"], mode="bilinear", align_corners=False)
                 elif kind == "flatten_nhwc":
                     v = v.permute(0, 2, 3, 1).reshape(v.shape[0], -1, a["channels"])
                 env[out] = v

@@ -1,4 +1,4 @@
-"""How the detectors' working copies and proposal windows are sized (no model needed)."""
+"""How the detectors' working copies and proposal tiles are sized (no model needed)."""
 
 from matcher.faces.blazeface import BlazeFaceHogDetector
 from matcher.faces.hog import HogDetector
@@ -19,27 +19,24 @@ def test_min_face_sizes_the_copy_for_the_hog_window():
     assert HogDetector(min_face=20).detection_plan(1000, 1000) == (1000, 1)  # never above full size
 
 
-def test_proposal_windows_hold_every_face_whole_and_large_enough():
+def test_proposal_tiles_hold_every_face_whole_and_large_enough():
     """Any square face from the smallest size up to the photo's size, anywhere, lies wholly
-    inside some window of a level where it spans at least the network's smallest face; every
-    window's sides are multiples of the network's stride, and none is larger than WINDOW."""
+    inside some tile of a level where it spans at least the network's smallest face."""
     import numpy as np
 
-    from matcher.faces.blazeface import MIN_FACE_IN_TILE, STRIDE, TILE, WINDOW, windows
+    from matcher.faces.blazeface import MIN_FACE_IN_TILE, TILE, tiles
 
     rng = np.random.default_rng(0)
-    for height, width, min_face in ((3024, 4032, 150), (3024, 4032, 75), (3024, 4032, 20), (250, 250, 40),
-                                    (1080, 1920, 60), (5000, 300, 100), (100, 100, 400)):
-        plan = windows(height, width, min_face)
-        assert all(w.height % STRIDE == 0 and w.width % STRIDE == 0 for w in plan)
-        assert all(max(w.height, w.width) <= max(WINDOW, TILE) for w in plan)
+    for height, width, min_face in ((3024, 4032, 150), (3024, 4032, 75), (250, 250, 40), (1080, 1920, 60),
+                                    (5000, 300, 100), (100, 100, 400)):
+        plan = tiles(height, width, min_face)
         for _ in range(400):
             side = min(rng.uniform(min_face, max(min_face, min(height, width))), min(height, width))
             top, left = rng.uniform(0, height - side), rng.uniform(0, width - side)
             assert any(
-                w.y <= top * w.scale and w.x <= left * w.scale and (top + side) * w.scale <= w.y + w.height
-                and (left + side) * w.scale <= w.x + w.width and side * w.scale >= MIN_FACE_IN_TILE - 1e-9
-                for w in plan
+                y <= top * scale and x <= left * scale and (top + side) * scale <= y + TILE
+                and (left + side) * scale <= x + TILE and side * scale >= MIN_FACE_IN_TILE - 1e-9
+                for scale, y, x in plan
             ), (height, width, min_face, side, top, left)
 
 

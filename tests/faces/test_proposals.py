@@ -8,17 +8,13 @@ import pytest
 from PIL import Image
 
 from helpers import SHARED_FACES, on_canvas
-from matcher.faces.blazeface import MIN_SCORE, TILE, cut_window, default_model_path, windows
+from matcher.faces.blazeface import GRID, MIN_SCORE, TILE, cut_tile, default_model_path, tiles
 from matcher.faces.blazeface_onnx import OUTPUTS, build_onnx_model
 from matcher.faces.onnx_run import OnnxNet
 
 
-GRID = TILE // 4  # anchors per side of a tile
-
-
 def real_tiles(demo_folder) -> np.ndarray:
-    """192 px tiles (the only size the .tflite file takes) of the windows propose() cuts, from photos
-    with faces of 40 to 400 px."""
+    """Tiles cut as propose() cuts them, from photos with faces of 40 to 400 px."""
     import cv2
 
     pictures = [np.asarray(Image.open(demo_folder[name]).convert("RGB")) for name in ("pair", "portrait", "news")]
@@ -29,12 +25,10 @@ def real_tiles(demo_folder) -> np.ndarray:
     cut = []
     for rgb in pictures:
         height, width = rgb.shape[:2]
-        for window in windows(height, width, 40):
-            level = cv2.resize(rgb, (max(1, round(width * window.scale)), max(1, round(height * window.scale))),
+        for scale, y, x in tiles(height, width, 40):
+            level = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
                                interpolation=cv2.INTER_AREA)
-            pixels = cut_window(level, window)
-            cut += [pixels[y:y + TILE, x:x + TILE] for y in range(0, window.height - TILE + 1, TILE // 2)
-                    for x in range(0, window.width - TILE + 1, TILE // 2)]
+            cut.append(cut_tile(level, y, x))
     return (np.stack(cut).astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2)
 
 
