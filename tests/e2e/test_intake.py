@@ -273,7 +273,10 @@ def test_large_jpegs_are_decoded_reduced_and_small_faces_embedded_from_a_full_de
     cases = {"big": (on_canvas(portrait, 1400, (2300, 900)), 1), "small": (on_canvas(portrait, 420, (700, 2000)), 1),
              # Stored turned a quarter (the camera held upright): the picture as seen is 3024 x 4032.
              "small-turned": (on_canvas(portrait, 420, (700, 2000)).transpose(Image.Transpose.ROTATE_90), 6),
-             "small-flipped": (on_canvas(portrait, 420, (3200, 2400)).transpose(Image.Transpose.ROTATE_180), 3)}
+             "small-flipped": (on_canvas(portrait, 420, (3200, 2400)).transpose(Image.Transpose.ROTATE_180), 3),
+             # A head tilted 30 degrees: found turned (the tilt path), its chip cut turned.
+             "small-tilted": (on_canvas(portrait.rotate(30, resample=Image.Resampling.BICUBIC, expand=True,
+                                                         fillcolor=(128, 128, 128)), 900, (700, 1500)), 1)}
     tilted = set()
     for name, (photo, orientation) in cases.items():
         path = tmp_path / f"{name}.jpg"
