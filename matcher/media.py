@@ -196,17 +196,20 @@ def _register_heif() -> None:
     pillow_heif.register_heif_opener()
 
 
-def _upright(image):
-    """Load the image, turned upright by its EXIF orientation (a copy only when it must turn)."""
-    from PIL import ImageOps
-
+def _load(image) -> int:
+    """Decode the image's pixels; its EXIF orientation (1: stored upright)."""
     try:
-        if image.getexif().get(0x0112, 1) != 1:
-            image = ImageOps.exif_transpose(image)
+        orientation = image.getexif().get(0x0112, 1)
         image.load()
     except (OSError, SyntaxError, ValueError) as exc:
         raise MediaError(f"corrupt or truncated image: {exc}") from None
-    return image
+    return orientation
+
+
+def _upright(image):
+    """Load the image, turned upright by its EXIF orientation (a copy only when it must turn)."""
+    turn = _exif_turns().get(_load(image))
+    return image if turn is None else image.transpose(turn)
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -232,11 +235,7 @@ def full_size_regions(data: bytes, rects: list[tuple[int, int, int, int]],
     part of :func:`decode_image`'s work and memory, with the same pixels.
     """
     image = _open_image(data, max_pixels)
-    try:
-        orientation = image.getexif().get(0x0112, 1)
-        image.load()
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise MediaError(f"corrupt or truncated image: {exc}") from None
+    orientation = _load(image)
     turn = _exif_turns().get(orientation)
     width, height = image.size  # as stored
     regions = []
