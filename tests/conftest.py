@@ -40,13 +40,9 @@ def model_cache(tmp_path_factory):
     """The converted models of this session (and of the commands it runs) are kept in a folder of
     its own, not in the user's ~/.cache."""
     folder = tmp_path_factory.mktemp("model-cache")
-    saved = os.environ.get("CONSENT_MATCHER_CACHE")
-    os.environ["CONSENT_MATCHER_CACHE"] = str(folder)
-    yield folder
-    if saved is None:
-        del os.environ["CONSENT_MATCHER_CACHE"]
-    else:
-        os.environ["CONSENT_MATCHER_CACHE"] = saved
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONSENT_MATCHER_CACHE", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

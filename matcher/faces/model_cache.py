@@ -58,67 +58,68 @@ def source_key(*converters) -> bytes:
 def cached_file(name: str, key: str, write: Callable[[Path], None], folder: Path | None = None) -> Path | None:
     """The path of a converted file, written by ``write(path)`` on first use; None where no cache
     can be kept (turned off, or the folder cannot be written): the caller then builds in memory."""
-    folder = cache_folder() if folder is None else folder
-    if folder is None:
+    path = _path(name, key, folder)
+    if path is None:
         return None
-    path = folder / f"{name}-{key}"
-    if _intact(path):
-        return path
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{name}-", dir=folder)  # mode 0600
-        os.close(handle)
+    if _kept(path) is None:
         try:
-            write(Path(temporary))
-            digest = _digest(Path(temporary))
-            # Digest first, then the file: a reader never finds a file without its digest.
-            _write_private(path.with_name(path.name + DIGEST_SUFFIX), digest.encode())
-            os.replace(temporary, path)  # atomic: concurrent workers each write a whole file
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-    except OSError:
-        return None
+            _keep(path, write)
+        except OSError:
+            return None
     return path
 
 
 def cached_bytes(name: str, key: str, build: Callable[[], bytes], folder: Path | None = None) -> bytes:
     """``build()``'s bytes, from the cache when they are there (and intact), else built and kept."""
-    built: list[bytes] = []
-
-    def write(path: Path) -> None:
-        built.append(build())
-        path.write_bytes(built[0])
-
-    path = cached_file(name, key, write, folder)
-    if built:
-        return built[0]
+    path = _path(name, key, folder)
+    kept = None if path is None else _kept(path)
+    if kept is not None:
+        return kept
+    data = build()
     if path is not None:
         try:
-            return path.read_bytes()
+            _keep(path, lambda temporary: temporary.write_bytes(data))
         except OSError:
-            pass
-    return build()
+            pass  # not kept: built again next time
+    return data
 
 
-def _intact(path: Path) -> bool:
+def _path(name: str, key: str, folder: Path | None) -> Path | None:
+    folder = cache_folder() if folder is None else folder
+    return None if folder is None else folder / f"{name}-{key}"
+
+
+def _kept(path: Path) -> bytes | None:
+    """The kept file's bytes, where it is there and matches the digest beside it (one read)."""
     try:
+        data = path.read_bytes()
         expected = path.with_name(path.name + DIGEST_SUFFIX).read_text().strip()
-        return _digest(path) == expected
     except OSError:
-        return False
+        return None
+    return data if hashlib.sha256(data).hexdigest() == expected else None
 
 
-def _digest(path: Path) -> str:
-    with open(path, "rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
+def _keep(path: Path, write: Callable[[Path], None]) -> None:
+    """Write the file (``write(temporary path)``) and its digest, in a private folder."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def write_with_digest(temporary: Path) -> None:
+        write(temporary)
+        digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
+        # The digest first, then the file: a reader finds a file beside its own digest, or
+        # beside another file's (and builds it again), never a file taken for intact wrongly.
+        _replace_whole(path.with_name(path.name + DIGEST_SUFFIX), lambda digest_file: digest_file.write_text(digest))
+
+    _replace_whole(path, write_with_digest)
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+def _replace_whole(path: Path, write: Callable[[Path], None]) -> None:
+    """``write`` a private temporary file beside ``path``, then move it over ``path`` at once:
+    readers (concurrent workers) find the old file or the new one, whole."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)  # mode 0600
+    os.close(handle)
     try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
+        write(Path(temporary))
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
