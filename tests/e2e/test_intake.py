@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from helpers import on_canvas, write_video
 
@@ -322,8 +322,7 @@ def test_full_size_regions_are_the_pixels_of_the_upright_picture(orientation):
     full = decode_image(stored.getvalue())
     height, width = full.shape[:2]
     assert (height, width) == ((400, 300) if orientation >= 5 else (300, 400))
-    from PIL import ImageOps  # and the full decode is Pillow's own, turned upright
-
+    # And the full decode is Pillow's own, turned upright by Pillow.
     assert np.array_equal(full, np.asarray(ImageOps.exif_transpose(Image.open(stored)).convert("RGB")))
     rects = [(10, 20, 110, 90), (0, 0, width, height), (width - 50, height - 30, width, height), (5, 7, 6, 8)]
     for region, (left, top, right, bottom) in zip(full_size_regions(stored.getvalue(), rects), rects):
