@@ -24,7 +24,7 @@ import numpy as np
 
 from matcher.faces.base import ModelsMissing
 from matcher.faces.blazeface_onnx import OUTPUTS, build_onnx_model
-from matcher.faces.geometry import box_from_rect, overlap, upright
+from matcher.faces.geometry import box_from_rect, overlap, same_face, upright
 from matcher.faces.hog import HOG_WINDOW, frontal_detector
 from matcher.faces.onnx_run import OnnxNet
 from matcher.model import Box
@@ -220,7 +220,7 @@ class BlazeFaceHogDetector:
             found = ((abs(proposal.roll) > UPRIGHT_BEYOND and _hog_upright(rgb, proposal))
                      or _hog_around(rgb, proposal))
             for box in found:
-                if all(overlap(box, other) < 0.5 for other in boxes):  # found again from a neighbouring proposal
+                if not any(same_face(box, other) for other in boxes):  # found again from a neighbouring proposal
                     boxes.append(box)
         return boxes
 

@@ -58,6 +58,16 @@ def overlap(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def same_face(a, b) -> bool:
+    """Two boxes found for one face: they overlap by half their union, or one lies wholly
+    inside the other (as dlib's own detector suppresses its duplicates)."""
+    def inside(inner, outer) -> bool:
+        return (inner.top >= outer.top and inner.left >= outer.left
+                and inner.bottom <= outer.bottom and inner.right <= outer.right)
+
+    return overlap(a, b) >= 0.5 or inside(a, b) or inside(b, a)
+
+
 def downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """A copy whose longest side is at most ``max_side``, and the scale applied."""
     height, width = rgb.shape[:2]

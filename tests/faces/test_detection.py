@@ -44,3 +44,18 @@ def test_blazeface_detector_sizes_the_decode_like_hog():
     # The proposals need little resolution; HOG runs on crops zoomed to each face.
     assert BlazeFaceHogDetector(min_face=150).decode_side(3024, 4032) == 1600
     assert BlazeFaceHogDetector().decode_side(240, 320) == 320
+
+
+def test_a_face_found_twice_is_kept_once():
+    """HOG on two neighbouring crops may box one face at two scales; a box wholly inside another is
+    the same face (dlib's own suppression), as is one overlapping it by half."""
+    from matcher.faces.geometry import same_face
+    from matcher.model import Box
+
+    outer = Box(top=121, right=895, bottom=263, left=754)  # measured: one face, boxed twice
+    inner = Box(top=135, right=863, bottom=228, left=770)
+    assert same_face(inner, outer) and same_face(outer, inner)
+    assert same_face(outer, Box(top=130, right=900, bottom=270, left=760))
+    neighbour = Box(top=121, right=1040, bottom=263, left=900)  # the next face in a row
+    assert not same_face(outer, neighbour)
+    assert not same_face(inner, Box(top=160, right=893, bottom=253, left=800))  # shifted, not inside
