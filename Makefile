@@ -15,11 +15,15 @@ install: $(VENV)/.installed
 # of the dlib sdist that face-recognition depends on); face-recognition itself
 # is installed without its dependencies, for its reference CLI used by bench/.
 # setuptools stays below 81: face_recognition_models imports pkg_resources.
+# An editable install leaves the package's own modules uncompiled: each command (and
+# each scan worker) would compile them again, ~0.1 s, where PYTHONDONTWRITEBYTECODE
+# is set; compiled once here, as pip does for a regular install.
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip "setuptools<81"
 	$(BIN)/pip install --quiet -e ".[test]"
 	$(BIN)/pip install --quiet --no-deps face-recognition==1.3.0
+	$(BIN)/python -m compileall -q matcher
 	touch $@
 
 demo: install
