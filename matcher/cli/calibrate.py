@@ -10,6 +10,7 @@ import click
 
 from matcher.cli.common import App, emit, json_option, pass_app
 from matcher.faces import DlibSpec, ModelsMissing, process_engine
+from matcher.observe import SCAN_ENGINE
 
 
 @click.command()
@@ -105,7 +106,7 @@ def _by_band(app: App, labelled: str, output_path: str, as_json: bool) -> None:
         click.echo(f"degrading and embedding {sum(map(len, people.values()))} photos x {len(cal.DEGRADATIONS)}…",
                    err=True)
     try:
-        clean, probes, missed = cal.make_probes(people, process_engine(DlibSpec()), layout)
+        clean, probes, missed = cal.make_probes(people, process_engine(SCAN_ENGINE), layout)
     except ModelsMissing as exc:
         raise click.ClickException(str(exc)) from None
     owners = {photo: person for person, photos in people.items() for photo in photos}

@@ -229,6 +229,22 @@ def test_faces_tilted_in_the_picture_are_found_and_matched(cli, shared_faces, tm
     assert flagged == {f"{folder}.jpg": "remove" for folder in enrolled}
 
 
+def test_calibration_by_band_sees_faces_as_the_scan_does(cli, shared_faces, tmp_path):
+    """`calibrate --bands` degrades labelled photos and finds their faces with the scan's own
+    detector: the bands are measured on the faces (and boxes) a scan would see. Whole-image HOG
+    loses faces shrunk to 28 px that the scan finds (measured on lfw10: 28 of 97)."""
+    import shutil
+
+    labelled = tmp_path / "labelled"
+    for person in sorted(p for p in (shared_faces / "lfw10").iterdir() if p.is_dir())[:4]:
+        (labelled / person.name).mkdir(parents=True)
+        for photo in sorted(person.glob("*.jpg"))[:3]:
+            shutil.copy(photo, labelled / person.name / photo.name)
+    result = cli.json("calibrate", "--bands", labelled)
+    assert result["missed"]["width-28"] == 0 and result["missed"]["clean"] == 0, result["missed"]
+    assert result["bands"]["general"]["probes"] > 0 and result["conditions"]["width-28"]["probes"] >= 11
+
+
 def test_faces_in_a_dark_noisy_shot_are_found_and_still_theirs(shared_faces):
     """A phone at night (a quarter of the light, gamma 2.2, sensor noise; as bench/conditions.py
     low-light): HOG misses faces BlazeFace still proposes with confidence; on a smoothed, stretched
