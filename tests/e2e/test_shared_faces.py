@@ -240,7 +240,7 @@ def test_calibration_by_band_sees_faces_as_the_scan_does(cli, shared_faces, tmp_
         (labelled / person.name).mkdir(parents=True)
         for photo in sorted(person.glob("*.jpg"))[:3]:
             shutil.copy(photo, labelled / person.name / photo.name)
-    result = cli.json("calibrate", "--bands", labelled)
+    result = cli.json("calibrate", "--bands", labelled, "--output", tmp_path / "bands.json")
     assert result["missed"]["width-28"] == 0 and result["missed"]["clean"] == 0, result["missed"]
     assert result["bands"]["general"]["probes"] > 0 and result["conditions"]["width-28"]["probes"] >= 11
 
