@@ -236,19 +236,18 @@ class BlazeFaceHogDetector:
         for proposal in propose(rgb, self.smallest_face(height, width, scale), model=self.model, device=self.device):
             # The eye line is a rough guess: where turning finds nothing, HOG looks as it stands.
             found = ((abs(proposal.roll) > UPRIGHT_BEYOND and _hog_upright(rgb, proposal))
-                     or _hog_around(rgb, proposal)
-                     or (_hog_around(rgb, proposal, in_the_dark=True) if proposal.score >= DARK_RESCUE_SCORE else []))
+                     or _hog_around(rgb, proposal, dark_path=proposal.score >= DARK_RESCUE_SCORE))
             for box in found:
                 if not any(same_face(box, other) for other in boxes):  # found again from a neighbouring proposal
                     boxes.append(box)
         return boxes
 
 
-def _hog_around(rgb: np.ndarray, proposal: Proposal, in_the_dark: bool = False) -> list[Box]:
+def _hog_around(rgb: np.ndarray, proposal: Proposal, dark_path: bool = False) -> list[Box]:
     """HOG on the crop around an upright proposal, zoomed so the face spans PROPOSAL_SIDE px.
 
-    ``in_the_dark``: only where the crop is dark (see DARK_BELOW), and then on its pixels
-    smoothed and stretched to the full range (:func:`lit`); else nothing."""
+    ``dark_path``: where HOG finds nothing on a dark crop (see DARK_BELOW), it looks again at
+    the crop smoothed and stretched to the full range (:func:`lit`)."""
     import cv2
 
     height, width = rgb.shape[:2]
@@ -261,11 +260,10 @@ def _hog_around(rgb: np.ndarray, proposal: Proposal, in_the_dark: bool = False) 
     zoom = PROPOSAL_SIDE / side
     crop = cv2.resize(rgb[top:bottom, left:right], None, fx=zoom, fy=zoom,
                       interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR)
-    if in_the_dark:
-        if crop.mean() >= DARK_BELOW:
-            return []
-        crop = lit(crop)
-    return [box_from_rect(rect, zoom, rgb.shape, top, left) for rect in frontal_detector()(crop, 0)]
+    rects = frontal_detector()(crop, 0)
+    if not rects and dark_path and crop.mean() < DARK_BELOW:
+        rects = frontal_detector()(lit(crop), 0)
+    return [box_from_rect(rect, zoom, rgb.shape, top, left) for rect in rects]
 
 
 def lit(crop: np.ndarray) -> np.ndarray:
