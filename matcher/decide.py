@@ -62,8 +62,8 @@ class Snapshot:
 
     def facts(self, match: MatchFact) -> Facts:
         person = self.people[match.person_id]
-        limits = self.policy.limits(match.face_width, match.sharpness, match.brightness,
-                                    own_limits(person, self.policy))
+        limits = self.policy.limits(match.face_width, match.sharpness, match.brightness, match.frontal,
+                                    person=own_limits(person, self.policy))
         return Facts(
             person=person.name,
             distance=match.distance,

@@ -20,6 +20,10 @@ class Box:
     ``angle``: a face tilted in the picture's plane (degrees, counter-clockwise as the
     picture shows it) is the box's square turned by this much about its centre; the
     embedder turns it upright first. Not stored: only the worker that found it uses it.
+
+    ``frontal``: False when only the face proposal network saw a face there and HOG, a
+    detector of whole frontal faces, did not (a lower face covered, a head turned, or no
+    face at all); stored with the face's quality, where the rules see it.
     """
 
     top: int
@@ -27,6 +31,7 @@ class Box:
     bottom: int
     left: int
     angle: float = 0.0
+    frontal: bool = True
 
     def as_list(self) -> list[int]:
         return [self.top, self.right, self.bottom, self.left]
@@ -121,10 +126,11 @@ class FaceQuality:
     sharpness: float  # variance of the Laplacian of the face at 150 px grey
     brightness: float  # mean grey level, 0-255
     contrast: float  # standard deviation of the grey levels
+    frontal: bool = True  # HOG saw a whole frontal face there (see Box.frontal)
 
     def as_dict(self) -> dict:
         return {"width": self.width, "sharpness": self.sharpness, "brightness": self.brightness,
-                "contrast": self.contrast}
+                "contrast": self.contrast, "frontal": self.frontal}
 
 
 @dataclass
@@ -174,6 +180,7 @@ class MatchFact:
     face_width: int | None = None  # the face's measured quality
     sharpness: float | None = None
     brightness: float | None = None
+    frontal: bool = True
 
 
 # -- decisions -----------------------------------------------------------------------------

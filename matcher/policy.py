@@ -74,7 +74,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class Band:
-    """Faces smaller (``width_below``) or blurrier (``sharpness_below``) than given embed less
+    """Faces smaller (``width_below``), blurrier (``sharpness_below``), darker
+    (``brightness_below``) than given, or not seen frontally (``frontal = false``), embed less
     reliably: their own thresholds, measured per band (models/dlib_resnet_v1.md)."""
 
     id: str
@@ -83,9 +84,14 @@ class Band:
     width_below: int | None = None
     sharpness_below: float | None = None
     brightness_below: float | None = None
+    frontal: bool | None = None
 
-    def holds(self, face_width: int | None, sharpness: float | None, brightness: float | None = None) -> bool:
-        """True when the face is below every limit the band gives (an unknown measure is never below)."""
+    def holds(self, face_width: int | None, sharpness: float | None, brightness: float | None = None,
+              frontal: bool = True) -> bool:
+        """True when the face is below every limit the band gives (an unknown measure is never
+        below) and seen frontally or not as the band says."""
+        if self.frontal is not None and frontal != self.frontal:
+            return False
         for limit, value in ((self.width_below, face_width), (self.sharpness_below, sharpness),
                              (self.brightness_below, brightness)):
             if limit is not None and (value is None or value >= limit):
@@ -152,12 +158,12 @@ class Policy:
     hubs_after_scans: bool = True
 
     def limits(self, face_width: int | None = None, sharpness: float | None = None, brightness: float | None = None,
-               person: Limits | None = None) -> Limits:
+               frontal: bool = True, person: Limits | None = None) -> Limits:
         """The thresholds for a face of this quality, and for a person whose own thresholds are
         tighter (hubs: see matcher.services.calibration): the tightest of the general ones and of
         every band the face is in (a small face that is also dark gets the stricter of the two);
         ``band`` names the band whose match set it (None: the general one)."""
-        holding = [b for b in self.bands if b.holds(face_width, sharpness, brightness)]
+        holding = [b for b in self.bands if b.holds(face_width, sharpness, brightness, frontal)]
         tightest = min(holding, key=lambda b: b.match, default=None)  # the first of equals
         match = min([self.match, *(b.match for b in holding)])
         review = min([self.review, *(b.review for b in holding)])
@@ -354,11 +360,13 @@ def _bands(tables, general: dict, line_of, fail) -> tuple[Band, ...]:
             raise fail(line, "each [[thresholds.bands]] needs its own 'id' string")
         seen.add(band_id)
         criteria = ("width_below", "sharpness_below", "brightness_below")
-        unknown = set(table) - {"id", "match", "review", *criteria}
+        unknown = set(table) - {"id", "match", "review", "frontal", *criteria}
         if unknown:
             raise fail(line, f"band {band_id!r}: unknown key {sorted(unknown)[0]!r}")
-        if not any(key in table for key in criteria):
-            raise fail(line, f"band {band_id!r}: say which faces it is for ({', '.join(criteria)})")
+        if not any(key in table for key in (*criteria, "frontal")):
+            raise fail(line, f"band {band_id!r}: say which faces it is for ({', '.join(criteria)}, frontal)")
+        if "frontal" in table and not isinstance(table["frontal"], bool):
+            raise fail(line, f"band {band_id!r}: frontal must be true or false")
         numbers = {}
         for key in ("match", "review", *criteria):
             value = table.get(key)
@@ -372,7 +380,7 @@ def _bands(tables, general: dict, line_of, fail) -> tuple[Band, ...]:
             raise fail(line, f"band {band_id!r}: needs match <= review, match <= thresholds.match and "
                              "review <= thresholds.review (a band only tightens)")
         bands.append(Band(band_id, float(numbers["match"]), float(numbers["review"]), numbers["width_below"],
-                          numbers["sharpness_below"], numbers["brightness_below"]))
+                          numbers["sharpness_below"], numbers["brightness_below"], table.get("frontal")))
     return tuple(bands)
 
 

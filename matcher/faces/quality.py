@@ -42,10 +42,11 @@ def measure(rgb: np.ndarray, box: Box, width_in_original: int) -> FaceQuality:
     """The quality facts of one face of ``rgb`` (``box`` in its coordinates)."""
     grey = face_grey(rgb, box)
     if grey is None:
-        return FaceQuality(width_in_original, 0.0, 0.0, 0.0)
+        return FaceQuality(width_in_original, 0.0, 0.0, 0.0, box.frontal)
     return FaceQuality(
         width=width_in_original,
         sharpness=round(_laplacian_variance(grey), 1),
         brightness=round(float(grey.mean()), 1),
         contrast=round(float(grey.std()), 1),
+        frontal=box.frontal,
     )

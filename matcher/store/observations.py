@@ -24,12 +24,12 @@ FACE_BLOCK = 65_536  # embeddings per packed block (16 MiB of float16)
 
 @dataclass
 class FrameFaces:
-    """The faces of one image (one video frame): ids, embeddings (k, d), (width, sharpness, brightness) each."""
+    """The faces of one image (one video frame): ids, embeddings (k, d), (width, sharpness, brightness, frontal) each."""
 
     sha256: str
     ids: list[int] = field(default_factory=list)
     vectors: list = field(default_factory=list)
-    qualities: list[tuple[int, float | None, float | None]] = field(default_factory=list)
+    qualities: list[tuple[int, float | None, float | None, bool]] = field(default_factory=list)
     embeddings: np.ndarray | None = None
 
     def done(self) -> "FrameFaces":

@@ -69,7 +69,7 @@ ADDED_COLUMNS = (
     ("people", "verified_by", str),
     ("people", "verified_at", str),
     ("credentials", "scope", str),
-    ("faces", "quality", str),  # JSON: width, sharpness, brightness, contrast (see matcher.faces.quality)
+    ("faces", "quality", str),  # JSON: width, sharpness, brightness, contrast, frontal (see matcher.faces.quality)
     ("people", "match_threshold", float),  # a person's own thresholds (hubs): see services/calibration.py
     ("people", "review_threshold", float),
 )

@@ -3,7 +3,7 @@
 import pytest
 
 from helpers import store_created
-from matcher.policy import Facts, PolicyError, load_policy, parse_policy
+from matcher.policy import Facts, Limits, PolicyError, load_policy, parse_policy
 
 
 @pytest.fixture(scope="module")
@@ -188,16 +188,33 @@ def test_the_tightest_thresholds_of_every_band_a_face_is_in_apply():
     dark = policy.limits(100, 50.0, 10.0)
     assert policy.strength(0.42, dark) == "possible" and policy.strength(0.42, general) == "confident"
     # A person's own thresholds apply where tighter than the band's.
-    from matcher.policy import Limits
-
     own = policy.limits(100, 50.0, 10.0, person=Limits(0.45, 0.5))
     assert (own.match, own.review, own.band) == (0.4, 0.5, "dark")
+
+
+def test_a_band_for_faces_not_seen_frontally_holds_only_those():
+    rules = QUALITY_RULES.replace(b"\n[[thresholds.bands]]\nid = \"dark\"", b'''
+[[thresholds.bands]]
+id = "not-frontal"
+frontal = false
+match = 0.0
+review = 0.5
+
+[[thresholds.bands]]
+id = "dark"''', 1)
+    policy = parse_policy(rules, "rules.toml")
+    assert policy.limits(100, 50.0, 120.0, frontal=False) == Limits(0.0, 0.5, "not-frontal")
+    assert policy.limits(100, 50.0, 120.0, frontal=True).band is None
+    assert policy.limits(100, 50.0, 120.0).band is None  # faces stored before the fact: HOG found them all
+    assert policy.strength(0.45, policy.limits(100, 50.0, 120.0, frontal=False)) == "possible"
+    assert policy.strength(0.52, policy.limits(100, 50.0, 120.0, frontal=False)) is None
 
 
 @pytest.mark.parametrize(
     "band, words",
     [
         (b'id = "x"\nmatch = 0.4\nreview = 0.5', "say which faces it is for"),
+        (b'id = "x"\nfrontal = "no"\nmatch = 0.4\nreview = 0.5', "frontal must be true or false"),
         (b'id = "x"\nwidth_below = 50\nmatch = 0.55\nreview = 0.5', "match <= review"),
         (b'id = "x"\nwidth_below = 50\nmatch = 0.4\nreview = 0.7', "a band only tightens"),
         (b'id = "x"\nwidth_below = 50\nmatch = 0.52\nreview = 0.58', "match <= thresholds.match"),
