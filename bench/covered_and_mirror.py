@@ -62,7 +62,7 @@ def main() -> None:
                 covered_found[key] = found.embedding
             covered_boxed[key] = engine.embed(cover, [face.box])[0]
             for name in PROBES:
-                seen = np.ascontiguousarray(degrade(rgb, face.box.width, name, rng))
+                seen = np.ascontiguousarray(degrade(rgb, face.box, name, rng))
                 probe = largest(seen)
                 if probe is not None:
                     mirror = largest(seen[:, ::-1])

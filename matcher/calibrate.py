@@ -18,6 +18,7 @@ import numpy as np
 
 from matcher.faces import FaceEngine
 from matcher.media import MediaError, decode_image, sniff
+from matcher.model import Box
 
 # The false-accept rates the recommended thresholds are held to: ``match``
 # (removal without a human) at most 0.1 %, ``review`` at most 1 %.
@@ -313,10 +314,11 @@ def plot(result: Calibration, distances: np.ndarray, same: np.ndarray, path: str
 # first, as a scan applies the tightest of those a face is in); rates are per band.
 
 DEGRADATIONS = ("clean", "width-28", "width-32", "width-40", "width-60", "width-90", "jpeg-20", "blur-2", "motion-9",
-                "dark-noise", "grey")
+                "dark-noise", "grey", "covered")
 
 # The band layout measured when the rules file gives none (ids, and the limits a face is under).
 DEFAULT_BANDS = (
+    ("not-frontal", {"frontal": False}),
     ("unmeasured", {"width_below": 28}),
     ("tiny", {"width_below": 40}),
     ("dark", {"brightness_below": 60}),
@@ -325,17 +327,17 @@ DEFAULT_BANDS = (
 )
 
 
-def degrade(rgb: np.ndarray, face_width: int, condition: str, rng: np.random.Generator) -> np.ndarray:
-    """The photo as an upload in ``condition`` might show it (``face_width``: its face's width now)."""
+def degrade(rgb: np.ndarray, face: Box, condition: str, rng: np.random.Generator) -> np.ndarray:
+    """The photo as an upload in ``condition`` might show it (``face``: where its face is now)."""
     import io
 
     import cv2
-    from PIL import Image
+    from PIL import Image, ImageDraw
 
     if condition == "clean":
         return rgb
     if condition.startswith("width-"):
-        scale = int(condition.split("-")[1]) / face_width
+        scale = int(condition.split("-")[1]) / face.width
         size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
         return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     if condition == "jpeg-20":
@@ -353,6 +355,14 @@ def degrade(rgb: np.ndarray, face_width: int, condition: str, rng: np.random.Gen
         return np.clip(dark, 0, 255).astype(np.uint8)
     if condition == "grey":
         return np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    if condition == "covered":  # nose and mouth behind a mask of one colour, as bench/conditions.py covers them
+        image = Image.fromarray(rgb)
+        height = face.bottom - face.top
+        colour = tuple(int(c) for c in rng.integers(40, 220, 3))
+        ImageDraw.Draw(image).rounded_rectangle(
+            (face.left - 4, face.top + int(height * 0.52), face.right + 4, face.bottom + int(height * 0.15)),
+            radius=max(1, height // 6), fill=colour)
+        return np.asarray(image)
     raise ValueError(f"unknown degradation {condition!r}")
 
 
@@ -366,11 +376,13 @@ class Probe:
 
 
 def band_of(quality, layout) -> str:
-    """The first band (``(id, limits)``) whose every limit the face is under, else "general"."""
+    """The first band (``(id, limits)``) whose every limit the face is under (and whose
+    ``frontal``, where it gives one, is the face's), else "general"."""
     measures = {"width_below": quality.width, "sharpness_below": quality.sharpness,
                 "brightness_below": quality.brightness}
     for band, limits in layout:
-        if all(measures[key] < value for key, value in limits.items()):
+        if all(quality.frontal == value if key == "frontal" else measures[key] < value
+               for key, value in limits.items()):
             return band
     return "general"
 
@@ -388,12 +400,13 @@ def make_probes(people: dict[str, list[str]], engine: FaceEngine, layout, condit
                 rgb = read_image(photo)
             except (OSError, MediaError):
                 continue  # left out, as a photo without exactly one face is
-            faces = engine.faces(rgb)
+            # A clean photo stands for a reference: only faces seen frontally count, as at enrollment.
+            faces = [face for face in engine.faces(rgb) if face.box.frontal]
             if len(faces) != 1:
                 continue
             clean[photo] = faces[0].embedding
             for condition in conditions:
-                seen = np.ascontiguousarray(degrade(rgb, faces[0].box.width, condition, rng))
+                seen = np.ascontiguousarray(degrade(rgb, faces[0].box, condition, rng))
                 found = engine.faces(seen)
                 if not found:
                     missed[condition] += 1

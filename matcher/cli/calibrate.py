@@ -23,8 +23,9 @@ from matcher.observe import SCAN_ENGINE
               help="Re-sampled copies averaged per embedding (dlib's published 99.38 % uses 100).")
 @click.option("--bands", is_flag=True,
               help="Per band of face quality instead: degrade the photos (faces of 28/32/40/60/90 px, JPEG 20, blur, "
-                   "motion, low light with noise, grey), measure each face as a scan does, and give true and "
-                   "false accepts and the thresholds per band (those of the rules file, or a default layout).")
+                   "motion, low light with noise, grey, lower face covered), measure each face as a scan does, "
+                   "and give true and false accepts and the thresholds per band (those of the rules file, or a "
+                   "default layout).")
 @json_option
 @pass_app
 def calibrate(app: App, labelled: str, plot_path: str, output_path: str, jitter: int, bands: bool,
@@ -99,7 +100,8 @@ def _by_band(app: App, labelled: str, output_path: str, as_json: bool) -> None:
     except cal.CalibrationError as exc:
         raise click.ClickException(str(exc)) from None
     # Tightest first: a probe is then counted in the band whose thresholds a scan would apply to it.
-    layout = [(band.id, {key: getattr(band, key) for key in ("width_below", "sharpness_below", "brightness_below")
+    layout = [(band.id, {key: getattr(band, key)
+                         for key in ("frontal", "width_below", "sharpness_below", "brightness_below")
                          if getattr(band, key) is not None})
               for band in sorted(app.policy.bands, key=lambda band: band.match)] or list(cal.DEFAULT_BANDS)
     if not as_json and sys.stderr.isatty():

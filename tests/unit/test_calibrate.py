@@ -73,6 +73,7 @@ def test_probes_fall_in_the_first_band_they_are_under_and_rates_are_per_band():
     assert band_of(FaceQuality(100, 100.0, 30.0, 20.0), DEFAULT_BANDS) == "dark"
     assert band_of(FaceQuality(70, 100.0, 120.0, 20.0), DEFAULT_BANDS) == "small"
     assert band_of(FaceQuality(120, 100.0, 120.0, 20.0), DEFAULT_BANDS) == "general"
+    assert band_of(FaceQuality(120, 100.0, 120.0, 20.0, frontal=False), DEFAULT_BANDS) == "not-frontal"
 
     rng = np.random.default_rng(0)
 
