@@ -353,13 +353,19 @@ class Score:
     strangers: int = 0
     strangers_to_review: int = 0
     drawn: Counter = field(default_factory=Counter)  # enrolled person -> stranger faces flagged as them
+    # Faces found where no face was placed (a face in the background photo, or none at all) and
+    # flagged anyway: a review or removal no placed face explains.
+    elsewhere_flagged: int = 0
+    elsewhere_removed: int = 0
 
-    def row(self) -> str:
+    def row(self, with_boxes: bool = True) -> str:
+        elsewhere = (f", flagged where no face was placed {self.elsewhere_flagged} ({self.elsewhere_removed} removed)"
+                     if with_boxes else "")
         return (f"recall {100 * self.found / max(1, self.enrolled):5.1f} % ({self.found}/{self.enrolled}), "
                 f"removed {100 * self.removed / max(1, self.found):5.1f} % of those, "
                 f"wrong removals {self.wrong_removals}, strangers to review "
                 f"{100 * self.strangers_to_review / max(1, self.strangers):4.1f} % "
-                f"({self.strangers_to_review}/{self.strangers})")
+                f"({self.strangers_to_review}/{self.strangers}){elsewhere}")
 
 
 def score(corpus: Corpus, condition: str, found: dict[str, list[dict]], with_boxes: bool) -> Score:
@@ -394,6 +400,11 @@ def score(corpus: Corpus, condition: str, found: dict[str, list[dict]], with_box
                 result.removed += match["decision"] == "remove"
             elif flagged and match["decision"] == "remove":
                 result.wrong_removals += 1
+        if with_boxes:
+            for face in faces:  # the faces no placed face claimed
+                if face["person"] is not None and face["decision"] in ("remove", "review"):
+                    result.elsewhere_flagged += 1
+                    result.elsewhere_removed += face["decision"] == "remove"
     return result
 
 
@@ -440,7 +451,7 @@ def main() -> None:
         rows = [("ours", ours)]
         if not args.ours_only:
             theirs = score(corpus, condition, run_theirs(corpus, condition, args.cpus), False)
-            print(f"{'':12} theirs {theirs.row()}", flush=True)
+            print(f"{'':12} theirs {theirs.row(with_boxes=False)}", flush=True)
             rows.append(("theirs", theirs))
         for name, result in rows:
             total = totals[name]
@@ -448,7 +459,7 @@ def main() -> None:
                 setattr(total, key, getattr(total, key) + getattr(result, key))  # Counters add too
     print(f"{'all':12} ours   {totals['ours'].row()}")
     if not args.ours_only:
-        print(f"{'':12} theirs {totals['theirs'].row()}")
+        print(f"{'':12} theirs {totals['theirs'].row(with_boxes=False)}")
     if not args.keep:
         shutil.rmtree(work)
 

@@ -229,6 +229,54 @@ def test_faces_tilted_in_the_picture_are_found_and_matched(cli, shared_faces, tm
     assert flagged == {f"{folder}.jpg": "remove" for folder in enrolled}
 
 
+def test_faces_with_the_lower_face_covered_are_found_and_go_to_review(cli, shared_faces, tmp_path):
+    """Nose and mouth behind a mask (as bench/conditions.py and `calibrate --bands` cover them):
+    HOG, a detector of whole frontal faces, misses most of them; BlazeFace still proposes them, so
+    they are kept as faces not seen frontally, in the rules' band "not-frontal": an enrolled
+    person's covered face goes to review, not away without a person, and no stranger's is removed."""
+    import numpy as np
+    from PIL import Image
+
+    from matcher.calibrate import degrade
+    from matcher.faces import DlibSpec, process_engine
+    from matcher.faces.geometry import overlap
+    from matcher.observe import SCAN_ENGINE
+
+    hog, engine = process_engine(DlibSpec()), process_engine(SCAN_ENGINE)
+    rng = np.random.default_rng(3)
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    photos = hog_found = found = not_frontal = 0
+    for person in sorted(p for p in (shared_faces / "lfw10").iterdir() if p.is_dir()):
+        for path in sorted(person.glob("*.jpg"))[5:8]:
+            photo = np.asarray(Image.open(path).convert("RGB"))
+            face = max((f for f in engine.faces(photo) if f.box.frontal), key=lambda f: f.box.width)
+            covered = degrade(photo, face.box, "covered", rng)
+            Image.fromarray(covered).save(uploads / f"{person.name}-{path.stem[-4:]}.png")
+            photos += 1
+            hog_found += any(overlap(box, face.box) > 0.3 for box in hog.detect(covered))
+            seen = [box for box in engine.detect(covered) if overlap(box, face.box) > 0.3]
+            found += bool(seen)
+            not_frontal += any(not box.frontal for box in seen)
+    # Measured here: 30 photos; whole-image HOG finds 6 of the covered faces, the scan's detector 28
+    # (22 of them seen only by the proposal network).
+    assert photos == 30 and found >= 26 and found >= hog_found + 18 and not_frontal >= 18, (found, hog_found)
+
+    enrolled = {"Ariel_Sharon": "Ariel Sharon", "Colin_Powell": "Colin Powell", "Tony_Blair": "Tony Blair"}
+    for folder, name in enrolled.items():
+        cli("enroll", name, *sorted((shared_faces / "lfw10" / folder).glob("*.jpg"))[:2])
+    assert cli.json("scan", uploads)["errors"] == 0
+    flagged = {name: entry["decision"] for name, entry in cli.report().items() if entry["decision"] != "none"}
+    ours = {name: decision for name, decision in flagged.items() if name.split("-")[0] in enrolled}
+    # No stranger is removed. A covered face HOG still sees frontally is judged as any face: here one
+    # stranger's, 0.617 from Tony Blair, goes to review under the general limit (0.62), and one of
+    # Ariel Sharon's, at 0.499, is removed; the faces only the proposals saw go to review.
+    assert all(decision == "review" for name, decision in flagged.items() if name not in ours), flagged
+    assert len(flagged) - len(ours) <= 2, flagged
+    # Measured here: 7 of the 9 covered photos of the enrolled people flagged, 6 to review, 1 removed.
+    assert sum(decision == "review" for decision in ours.values()) >= 5 and len(ours) >= 6, flagged
+
+
 def test_calibration_by_band_sees_faces_as_the_scan_does(cli, shared_faces, tmp_path):
     """`calibrate --bands` degrades labelled photos and finds their faces with the scan's own
     detector: the bands are measured on the faces (and boxes) a scan would see. Whole-image HOG
@@ -262,14 +310,14 @@ def test_faces_in_a_dark_noisy_shot_are_found_and_still_theirs(shared_faces):
     for person in sorted(p for p in (shared_faces / "lfw10").iterdir() if p.is_dir()):
         for path in sorted(person.glob("*.jpg"))[:6]:
             daylight = np.asarray(Image.open(path).convert("RGB"))
-            faces = engine.faces(daylight)
+            faces = [f for f in engine.faces(daylight) if f.box.frontal]
             if len(faces) != 1:  # a second person in the photo: which is which is not this test's point
                 continue
             light = (daylight / 255.0) ** 2.2 * 0.25 * 255
             dark = np.clip(light + rng.normal(0, 6, daylight.shape), 0, 255).astype(np.uint8)
             photos += 1
             hog_found += bool(hog.detect(dark))
-            in_the_dark = engine.faces(dark)
+            in_the_dark = [f for f in engine.faces(dark) if f.box.frontal]  # what HOG saw, not proposals alone
             if in_the_dark:
                 found += 1
                 distances.append(min(float(np.linalg.norm(f.embedding - faces[0].embedding)) for f in in_the_dark))
