@@ -124,9 +124,10 @@ def test_each_face_keeps_its_measured_quality(db):
 
     store = Store(db)
     obs = observation("/m/a.jpg", "sha-a", [unit(1)])
-    obs.faces[0].quality = FaceQuality(width=64, sharpness=12.5, brightness=40.0, contrast=9.5)
+    obs.faces[0].quality = FaceQuality(width=64, sharpness=12.5, brightness=40.0, contrast=9.5, frontal=False)
     store.observations.record(obs, None, 1)
     store.close()
     with raw(db) as conn:
         [stored] = conn.execute("SELECT quality FROM faces").fetchone()
-    assert json.loads(stored) == {"width": 64, "sharpness": 12.5, "brightness": 40.0, "contrast": 9.5}
+    assert json.loads(stored) == {"width": 64, "sharpness": 12.5, "brightness": 40.0, "contrast": 9.5,
+                                  "frontal": False}
