@@ -242,6 +242,16 @@ def test_shipped_bands_never_trust_a_face_too_small_dark_or_blurred_as_a_clear_o
         assert policy.limits(width, sharpness, brightness).review == policy.review  # review all the same
 
 
+
+def test_shipped_rules_never_remove_a_face_not_seen_frontally_and_say_why_it_is_reviewed(policy):
+    limits = policy.limits(120, 100.0, 120.0, frontal=False)
+    assert limits.band == "not-frontal" and policy.strength(0.3, limits) == "possible"
+    assert policy.strength(0.56, limits) is None  # beyond its review limit: no match at all
+    decision = policy.decide(facts(distance=0.3, match="possible", band="not-frontal"))
+    assert (decision.action, decision.rule) == ("review", "not-seen-frontally")
+    assert "not seen whole" in decision.reason
+
+
 def test_a_flood_sends_weaker_matches_to_review_and_lets_strong_ones_stand(policy):
     assert policy.decide(facts(flood=True, distance=0.5)).rule == "flood-guard"
     assert policy.decide(facts(flood=True, distance=0.6, match="possible")).rule == "flood-guard"
