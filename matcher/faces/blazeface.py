@@ -247,7 +247,8 @@ class BlazeFaceHogDetector:
             found = ((abs(proposal.roll) > UPRIGHT_BEYOND and _hog_upright(rgb, proposal))
                      or _hog_around(rgb, proposal, dark_path=proposal.score >= DARK_RESCUE_SCORE))
             _add_new(boxes, found, same_face)  # a face found again from a neighbouring proposal is kept once
-            if not found and proposal.score >= NOT_FRONTAL_SCORE:
+            if proposal.score >= NOT_FRONTAL_SCORE:
+                # Kept unless HOG found this face (its crop may hold a neighbour's face HOG sees).
                 not_frontal.append(_box_of_proposal(proposal, rgb.shape))
         return _add_new(boxes, not_frontal, centre_within)
 
