@@ -164,7 +164,9 @@ class Policy:
         every band the face is in (a small face that is also dark gets the stricter of the two);
         ``band`` names the band whose match set it (None: the general one)."""
         holding = [b for b in self.bands if b.holds(face_width, sharpness, brightness, frontal)]
-        tightest = min(holding, key=lambda b: b.match, default=None)  # the first of equals
+        # Ties on match go to the tighter review (a face not seen frontally that is also tiny is
+        # named not-frontal, whatever the order of the file), then to the first of equals.
+        tightest = min(holding, key=lambda b: (b.match, b.review), default=None)
         match = min([self.match, *(b.match for b in holding)])
         review = min([self.review, *(b.review for b in holding)])
         band = tightest.id if tightest else None
@@ -175,7 +177,7 @@ class Policy:
     def strength(self, distance: float, limits: Limits | None = None) -> str | None:
         """"confident", "possible", or None when the distance is no match at all."""
         limits = limits or Limits(self.match, self.review)
-        if distance <= limits.match:
+        if limits.match > 0 and distance <= limits.match:  # match 0: never confident, even at distance 0
             return "confident"
         if distance <= limits.review:
             return "possible"

@@ -195,6 +195,12 @@ def test_the_tightest_thresholds_of_every_band_a_face_is_in_apply():
 def test_a_band_for_faces_not_seen_frontally_holds_only_those():
     rules = QUALITY_RULES.replace(b"\n[[thresholds.bands]]\nid = \"dark\"", b'''
 [[thresholds.bands]]
+id = "unmeasured"
+width_below = 28
+match = 0.0
+review = 0.6
+
+[[thresholds.bands]]
 id = "not-frontal"
 frontal = false
 match = 0.0
@@ -208,6 +214,9 @@ id = "dark"''', 1)
     assert policy.limits(100, 50.0, 120.0).band is None  # faces stored before the fact: HOG found them all
     assert policy.strength(0.45, policy.limits(100, 50.0, 120.0, frontal=False)) == "possible"
     assert policy.strength(0.52, policy.limits(100, 50.0, 120.0, frontal=False)) is None
+    # Also tiny: both never confident; the tighter review names the band, whatever the file's order.
+    assert policy.limits(20, 50.0, 120.0, frontal=False) == Limits(0.0, 0.5, "not-frontal")
+    assert policy.strength(0.0, policy.limits(100, 50.0, 120.0, frontal=False)) == "possible"  # match 0: never
 
 
 @pytest.mark.parametrize(
