@@ -60,10 +60,17 @@ class Snapshot:
     floods: set[tuple[int, int]]
     today: str
 
+    def limits(self, match: MatchFact) -> Limits:
+        """The thresholds for this match's face (its band) and person (their own)."""
+        return self.policy.limits(match.face_width, match.sharpness, match.brightness, match.frontal,
+                                  person=own_limits(self.people[match.person_id], self.policy))
+
+    def strength(self, match: MatchFact) -> str | None:
+        return self.policy.strength(match.distance, self.limits(match))
+
     def facts(self, match: MatchFact) -> Facts:
         person = self.people[match.person_id]
-        limits = self.policy.limits(match.face_width, match.sharpness, match.brightness, match.frontal,
-                                    person=own_limits(person, self.policy))
+        limits = self.limits(match)
         return Facts(
             person=person.name,
             distance=match.distance,
@@ -101,27 +108,31 @@ class Outcome:
     expired_reviews: list[tuple[str, int]] = field(default_factory=list)
 
 
-def closest_matches(matches: list[MatchFact]) -> dict[tuple[str, int], MatchFact]:
-    """Per item (path, person id), the match of the person's closest face in the file."""
-    closest: dict[tuple[str, int], MatchFact] = {}
+def strongest_matches(snapshot: Snapshot, matches: list[MatchFact]) -> dict[tuple[str, int], MatchFact]:
+    """Per item (path, person id), the match of the person's face in the file that is the strongest
+    under its own band's thresholds (confident before possible), the closest of equals: one face
+    seen clearly decides, not a closer one seen only in part (a covered face, a blurred frame)."""
+    rank = {"confident": 0, "possible": 1, None: 2}
+    best: dict[tuple[str, int], tuple[tuple[int, float], MatchFact]] = {}
     for match in matches:
         key = (match.path, match.person_id)
-        if key not in closest or match.distance < closest[key].distance:
-            closest[key] = match
-    return closest
+        order = (rank[snapshot.strength(match)], match.distance)
+        if key not in best or order < best[key][0]:
+            best[key] = (order, match)
+    return {key: match for key, (_, match) in best.items()}
 
 
 def decide_items(snapshot: Snapshot, matches: list[MatchFact], old: dict[tuple[str, int], DecisionRecord],
                  reviews: dict[tuple[str, int], Review], actor: str, now: str) -> Outcome:
-    """One decision per item of ``matches``, made on the person's closest face in the file.
+    """One decision per item of ``matches``, made on the person's strongest face in the file.
 
     A reviewer's verdict stands while the facts it was given on hold; when
     they change it expires, and the rules decide again. Every decision that
     differs from ``old`` (and every old one no longer made) gets an audit entry.
     """
     policy, outcome = snapshot.policy, Outcome()
-    closest = closest_matches(matches)
-    for key, match in closest.items():
+    strongest = strongest_matches(snapshot, matches)
+    for key, match in strongest.items():
         facts = snapshot.facts(match)
         decision = policy.decide(facts)
         review = reviews.get(key)
@@ -137,7 +148,7 @@ def decide_items(snapshot: Snapshot, matches: list[MatchFact], old: dict[tuple[s
         if before is None or (before.action, before.rule) != (decision.action, decision.rule):
             outcome.audit.append(_change(actor, item, key, before, decision, policy.sha256))
     for key, before in old.items():
-        if key not in closest:  # the person is no longer seen there (a rescan, a new closer match)
+        if key not in strongest:  # the person is no longer seen there (a rescan, a new closer match)
             outcome.audit.append(_change(actor, before.item or item_id(*key), key, before, None, policy.sha256))
     for path, person_id in outcome.expired_reviews:
         outcome.audit.append(NewAuditEntry(actor, "review-expired", f"item:{item_id(path, person_id)}",

@@ -1,6 +1,6 @@
 """Deciding from stored facts, as pure functions: no store, no model."""
 
-from matcher.decide import Snapshot, closest_matches, decide_items, facts_sha256, item_id
+from matcher.decide import Snapshot, decide_items, facts_sha256, item_id, strongest_matches
 from matcher.model import Consent, DecisionRecord, MatchFact, Person, Review
 from matcher.policy import load_policy
 
@@ -18,13 +18,26 @@ def snapshot(consents=(), floods=()):
 
 def test_one_decision_per_person_in_a_file_made_on_the_closest_face():
     matches = [match(face_id=1, distance=0.5), match(face_id=2, distance=0.2), match(face_id=3, distance=0.58)]
-    assert closest_matches(matches)[("/m/a.jpg", 1)].face_id == 2
+    assert strongest_matches(snapshot(), matches)[("/m/a.jpg", 1)].face_id == 2
     outcome = decide_items(snapshot(), matches, {}, {}, "system", "now")
     [decision] = outcome.decisions
     assert (decision.face_id, decision.action, decision.rule) == (2, "remove", "no-consent")
     assert decision.item == item_id("/m/a.jpg", 1) and len(decision.item) == 12
     [entry] = outcome.audit
     assert (entry.event, entry.old, entry.new, entry.subject) == ("decision", None, "remove", f"item:{decision.item}")
+
+
+def test_a_face_seen_clearly_decides_over_a_closer_one_seen_only_in_part():
+    """Two faces of Ann in one file: a covered one (not seen frontally: never confident) closer than
+    a clear one. The clear one shows her: the item is removed on it, not sent to review."""
+    covered = MatchFact("/m/a.jpg", "sha-a", "bob", (), 1, 1, 1, 0.40, face_width=120, sharpness=80.0,
+                        brightness=130.0, frontal=False)
+    clear = MatchFact("/m/a.jpg", "sha-a", "bob", (), 1, 2, 1, 0.45, face_width=120, sharpness=80.0,
+                      brightness=130.0)
+    [decision] = decide_items(snapshot(), [covered, clear], {}, {}, "system", "now").decisions
+    assert (decision.face_id, decision.action, decision.rule) == (2, "remove", "no-consent")
+    [alone] = decide_items(snapshot(), [covered], {}, {}, "system", "now").decisions
+    assert (alone.action, alone.rule) == ("review", "not-seen-frontally")
 
 
 def test_an_unverified_opt_out_is_reviewed_not_removed():
