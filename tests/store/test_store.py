@@ -131,3 +131,9 @@ def test_each_face_keeps_its_measured_quality(db):
         [stored] = conn.execute("SELECT quality FROM faces").fetchone()
     assert json.loads(stored) == {"width": 64, "sharpness": 12.5, "brightness": 40.0, "contrast": 9.5,
                                   "frontal": False}
+    from matcher.store.decisions import face_measures
+
+    assert face_measures(stored, 0, 64) == (64, 12.5, 40.0, False)
+    # Faces stored before `frontal` was measured: HOG found them all, so they were seen frontally.
+    assert face_measures('{"width": 64, "sharpness": 12.5, "brightness": 40.0}', 0, 64)[3] is True
+    assert face_measures(None, 10, 74) == (64, None, None, True)
