@@ -188,7 +188,7 @@ class MatchFact:
 
 @dataclass(frozen=True)
 class DecisionRecord:
-    """One decision per person seen in a file, made on their closest face there (``face_id``)."""
+    """One decision per person seen in a file, made on their strongest face there (``face_id``)."""
 
     path: str
     person_id: int

@@ -35,7 +35,7 @@ TABLES = {
     "matches": ({"face_id": int, "person_id": int, "distance": float}, "face_id",
                 [("face_id", "faces", "id"), ("person_id", "people", "id")]),
     # One decision per person seen in a scanned file; face_id is that
-    # person's closest face in it (the one whose distance decided).
+    # person's strongest face in it (confident before possible, then closest: the one that decided).
     "decisions": ({"path": str, "person_id": int, "face_id": int, "action": str, "rule": str, "reason": str,
                    "policy_sha256": str, "decided_at": str}, ("path", "person_id"), []),
     # Web access: reviewer tokens and API keys (kind 'reviewer' / 'apikey'), and
