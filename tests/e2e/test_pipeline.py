@@ -142,10 +142,14 @@ def test_a_scan_killed_mid_way_resumes_without_duplicates(new_db, demo_folder, t
     astronaut, hopper = package_photos()
     media = tmp_path / "media"
     media.mkdir()
-    count = 40
-    for i in range(count):  # distinct files (different crops), so each is really scanned
-        source = astronaut if i % 2 else hopper
-        source.crop((i, i, source.width - i, source.height - i)).save(media / f"photo {i:02d}.jpg")
+    # Enough files that the scan cannot finish between the 5th recorded and the signal: with 40,
+    # results that arrived in a burst under load (Dask, PostgreSQL, a busy machine) once let the
+    # scan end before Ctrl-C reached it.
+    count = 120
+    for i in range(count):  # distinct files (different crops and JPEG qualities), so each is really scanned
+        source, margin = (astronaut if i % 2 else hopper), i % 40
+        source.crop((margin, margin, source.width - margin, source.height - margin)).save(
+            media / f"photo {i:03d}.jpg", quality=90 - 3 * (i // 40))
     db = new_db("c")
     command = [sys.executable, "-m", "matcher", "--db", str(db), "scan", "--workers", "2", "--quiet", *extra,
                str(media)]
