@@ -19,6 +19,7 @@ import numpy as np
 from matcher.faces import FaceEngine
 from matcher.media import MediaError, decode_image, sniff
 from matcher.model import Box
+from matcher.policy import Band
 
 # The false-accept rates the recommended thresholds are held to: ``match``
 # (removal without a human) at most 0.1 %, ``review`` at most 1 %.
@@ -376,13 +377,10 @@ class Probe:
 
 
 def band_of(quality, layout) -> str:
-    """The first band (``(id, limits)``) whose every limit the face is under (and whose
-    ``frontal``, where it gives one, is the face's), else "general"."""
-    measures = {"width_below": quality.width, "sharpness_below": quality.sharpness,
-                "brightness_below": quality.brightness}
+    """The first band (``(id, limits)``, limits named as the rules' bands name them) that holds the
+    face as a scan's rules would (:meth:`matcher.policy.Band.holds`), else "general"."""
     for band, limits in layout:
-        if all(quality.frontal == value if key == "frontal" else measures[key] < value
-               for key, value in limits.items()):
+        if Band(band, 0.0, 0.0, **limits).holds(quality.width, quality.sharpness, quality.brightness, quality.frontal):
             return band
     return "general"
 
