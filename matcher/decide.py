@@ -26,6 +26,9 @@ FACTS_ADDED_LATER = {"verified": True}
 # The face's quality is the face's: the same face has the same quality (its distance, which
 # is hashed, says whether it is the same face), and its band shows in ``match``, also hashed.
 FACTS_OF_THE_FACE = ("face_width", "sharpness", "brightness", "band")
+# Facts about other items: a verdict given on this item, having seen it, stands whatever a
+# reviewer later rules on a face elsewhere (a look-alike cleared there).
+FACTS_OF_OTHER_ITEMS = ("look_alike",)
 
 
 def facts_sha256(facts: Facts) -> str:
@@ -39,15 +42,33 @@ def facts_sha256(facts: Facts) -> str:
     for name, earlier in FACTS_ADDED_LATER.items():
         if values[name] == earlier:
             del values[name]
-    for name in FACTS_OF_THE_FACE:
+    for name in (*FACTS_OF_THE_FACE, *FACTS_OF_OTHER_ITEMS):
         del values[name]
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
 
 
+VERDICTS = {  # a reviewer's verdict: the action it takes, and how the decision's reason says it
+    "remove": ("remove", "remove"),
+    "keep": ("allow", "keep"),
+    "not-them": ("allow", "not them (a look-alike)"),
+}
+
+
+def face_sha256(facts: Facts) -> str:
+    """What a "not them" verdict was given on: the face and the person (who it is does not change
+    with a consent, an opt-in or a flood guard)."""
+    return hashlib.sha256(json.dumps([facts.person, round(facts.distance, 4)]).encode()).hexdigest()
+
+
+def verdict_sha256(verdict: str, facts: Facts) -> str:
+    """The facts a verdict rests on: it stands while this stays the same."""
+    return face_sha256(facts) if verdict == "not-them" else facts_sha256(facts)
+
+
 def reviewer_decision(review: Review) -> Decision:
-    action = "remove" if review.verdict == "remove" else "allow"
+    action, said = VERDICTS[review.verdict]
     note = f": {review.note}" if review.note else ""
-    return Decision(action, "reviewer", f"{review.verdict} decided by reviewer {review.reviewer}{note}")
+    return Decision(action, "reviewer", f"{said} decided by reviewer {review.reviewer}{note}")
 
 
 @dataclass
@@ -88,6 +109,7 @@ class Snapshot:
             sharpness=match.sharpness,
             brightness=match.brightness,
             band=limits.band,
+            look_alike=self.policy.is_look_alike(match.distance, match.ruled_out),
         )
 
 
@@ -137,7 +159,7 @@ def decide_items(snapshot: Snapshot, matches: list[MatchFact], old: dict[tuple[s
         decision = policy.decide(facts)
         review = reviews.get(key)
         if review is not None:
-            if review.facts_sha256 == facts_sha256(facts):
+            if review.facts_sha256 == verdict_sha256(review.verdict, facts):
                 decision = reviewer_decision(review)
             else:
                 outcome.expired_reviews.append(key)

@@ -181,6 +181,9 @@ class MatchFact:
     sharpness: float | None = None
     brightness: float | None = None
     frontal: bool = True
+    # Distance to the nearest face in another file that a reviewer ruled is not this person
+    # (None: none ruled): the same look-alike seen again.
+    ruled_out: float | None = None
 
 
 # -- decisions -----------------------------------------------------------------------------
@@ -207,7 +210,7 @@ class Review:
 
     path: str
     person_id: int
-    verdict: str  # remove / keep
+    verdict: str  # remove / keep / not-them (the face is not this person)
     reviewer: str
     note: str | None
     facts_sha256: str

@@ -21,7 +21,7 @@ STRENGTHS = ("confident", "possible")
 
 # Conditions a rule may test, each with the check of its value in the file and
 # the test it makes against the facts.
-_BOOL_FACTS = ("consent", "self_posted", "public_figure", "opted_out", "flood", "verified")
+_BOOL_FACTS = ("consent", "self_posted", "public_figure", "opted_out", "flood", "verified", "look_alike")
 REASON_FIELDS = {"person", "distance", "match", "uploader", "context", "rule", "flood_limit", "face_width",
                  "sharpness", "brightness", "band"}
 # Conditions on the measured quality of the face decided on: (fact, test).
@@ -61,6 +61,9 @@ class Facts:
     sharpness: float | None = None  # its sharpness and brightness (None for faces stored before they were measured)
     brightness: float | None = None
     band: str | None = None  # the quality band that set the thresholds (None: the general ones)
+    # The face is nearer a face (in another file) that a reviewer ruled is not this person than
+    # it is to the person, and within thresholds.look_alike of it: that look-alike again.
+    look_alike: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,8 @@ class Policy:
     bands: tuple[Band, ...] = ()
     # [hubs] measure_after_scans: scans measure each person's own thresholds when the background grew.
     hubs_after_scans: bool = True
+    # thresholds.look_alike: how near a face ruled "not them" a face must be to be that look-alike (None: never).
+    look_alike: float | None = None
 
     def limits(self, face_width: int | None = None, sharpness: float | None = None, brightness: float | None = None,
                frontal: bool = True, person: Limits | None = None) -> Limits:
@@ -182,6 +187,12 @@ class Policy:
         if distance <= limits.review:
             return "possible"
         return None
+
+    def is_look_alike(self, distance: float, ruled_out: float | None) -> bool:
+        """Whether a face at ``distance`` from the person and ``ruled_out`` from the nearest face ruled
+        not them is that look-alike: within thresholds.look_alike of it, and nearer it than the person."""
+        return (self.look_alike is not None and ruled_out is not None and ruled_out <= self.look_alike
+                and ruled_out < distance)
 
     def decide(self, facts: Facts) -> Decision:
         for rule in self.rules:
@@ -269,6 +280,11 @@ def _validate(data: dict, lines: list[str], path: str, digest: str) -> Policy:
         values[key] = float(value)
     if values["match"] > values["review"]:
         raise fail(line_of(r"^\s*match\s*="), "thresholds.match must not be above thresholds.review")
+    look_alike = thresholds.get("look_alike")
+    if look_alike is not None and (not isinstance(look_alike, (int, float)) or isinstance(look_alike, bool)
+                                   or not 0.0 < look_alike < 2.0):
+        raise fail(line_of(r"^\s*look_alike\s*="), "thresholds.look_alike must be a face distance, above 0 and "
+                                                       "under 2")
 
     rule_tables = data.get("rules")
     if not isinstance(rule_tables, list) or not rule_tables:
@@ -347,7 +363,8 @@ def _validate(data: dict, lines: list[str], path: str, digest: str) -> Policy:
         raise fail(line_of(r"^\s*max_media_per_person_per_scan\s*="), "max_media_per_person_per_scan must be at least 1")
     return Policy(path, digest, values["match"], values["review"], tuple(rules),
                   keep_unmatched_embeddings=keep.get("keep_unmatched_embeddings", True), flood_limit=limit,
-                  bands=bands, hubs_after_scans=hubs.get("measure_after_scans", True))
+                  bands=bands, hubs_after_scans=hubs.get("measure_after_scans", True),
+                  look_alike=None if look_alike is None else float(look_alike))
 
 
 def _bands(tables, general: dict, line_of, fail) -> tuple[Band, ...]:

@@ -35,20 +35,23 @@ def review_list(app: App, name: str | None, as_json: bool) -> None:
 @review.command("decide")
 @click.argument("item")
 @click.option("--remove", "verdict", flag_value="remove", help="The media must be removed.")
-@click.option("--keep", "verdict", flag_value="keep", help="The media may stay.")
+@click.option("--keep", "verdict", flag_value="keep", help="The media may stay (it is the person).")
+@click.option("--not-them", "verdict", flag_value="not-them",
+              help="The face is not this person (a look-alike): the media stays, and faces nearer this one "
+                   "than the person are not taken for them again.")
 @click.option("--reviewer", required=True, help="Who decides (recorded in the audit trail).")
 @click.option("--note", help="Why, in a few words.")
 @json_option
 @pass_app
 def review_decide(app: App, item: str, verdict: str | None, reviewer: str, note: str | None, as_json: bool) -> None:
-    """Decide ITEM (an id from `review list`): --remove or --keep.
+    """Decide ITEM (an id from `review list`): --remove, --keep or --not-them.
 
     The verdict stands until the facts change (a new consent, an opt-in, an
     erasure, another match); then the item is decided by the rules again and,
-    if still doubtful, queued again.
+    if still doubtful, queued again. --not-them stands while the face does.
     """
     if verdict is None:
-        raise click.UsageError("say --remove or --keep")
+        raise click.UsageError("say --remove, --keep or --not-them")
     try:
         reviews.decide(app.session, item, verdict, reviewer, note)
     except ActionError as exc:

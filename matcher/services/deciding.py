@@ -9,10 +9,12 @@ with an audit entry for every decision that changes.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from matcher.decide import Snapshot, decide_items, own_limits
-from matcher.gallery import Assignment, Gallery, assign
+from matcher.gallery import Assignment, Gallery, RuledOut, assign
 from matcher.model import MatchFact, ObservedFace
 from matcher.policy import Facts, Policy
 from matcher.store import Store
@@ -37,6 +39,10 @@ class Decider:
         store, policy = self.store, self.policy
         self.facts_version = store.audit.last_fact_change()  # read first: a change after it is seen
         self.gallery = Gallery.build(store.people.references(self.engine))
+        ruled = store.decisions.ruled_out()
+        people_ruled = sorted({person_id for person_id, _, _ in ruled})
+        self.ruled_out = RuledOut.build(ruled, store.decisions.matched_faces(people_ruled) if people_ruled else [],
+                                        policy.is_look_alike)
         self.snapshot = Snapshot(policy, {person.id: person for person in store.people.all()},
                                  store.consents.active(), store.decisions.floods(), self.today)
         # Each person's review limit (their own when tighter than the rules'), in the gallery's order.
@@ -135,8 +141,19 @@ class Decider:
 
     def item_facts(self, path: str, face_id: int) -> tuple[MatchFact, Facts]:
         """The stored match and the facts of the decision made on ``face_id`` in the file at ``path``."""
-        match = self.store.decisions.match_fact(path, face_id)
+        match, = self._with_ruled_out([self.store.decisions.match_fact(path, face_id)])
         return match, self.snapshot.facts(match)
+
+    def _with_ruled_out(self, matches: list[MatchFact]) -> list[MatchFact]:
+        """``matches`` with the distance of each face to the nearest face in another file ruled
+        not that person (where a reviewer ruled any)."""
+        concerned = [match.face_id for match in matches if match.person_id in self.ruled_out]
+        if not concerned:
+            return matches
+        vectors = self.store.observations.embeddings_of(concerned)
+        return [replace(match, ruled_out=self.ruled_out.nearest(match.person_id, match.sha256, vectors[match.face_id]))
+                if match.face_id in vectors and match.person_id in self.ruled_out else match
+                for match in matches]
 
     def redecide(self, sha256s: list[str] | None = None) -> None:
         """Store one decision per person seen in each file of ``sha256s`` (every file when None),
@@ -146,7 +163,8 @@ class Decider:
         decisions = self.store.decisions
         with self.store.write():
             self._hold_current_facts()
-            outcome = decide_items(self.snapshot, decisions.match_facts(sha256s), decisions.of_media(sha256s),
+            matches = self._with_ruled_out(decisions.match_facts(sha256s))
+            outcome = decide_items(self.snapshot, matches, decisions.of_media(sha256s),
                                    decisions.reviews_of_media(sha256s), self.actor, self.store.database.now())
             for path, person_id in outcome.expired_reviews:
                 decisions.delete_review(path, person_id)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from matcher.decide import facts_sha256
+from matcher.decide import VERDICTS, verdict_sha256
 from matcher.model import DecisionRecord, NewAuditEntry, PendingReview, Review
 from matcher.services.errors import ActionError
 from matcher.services.session import Session
 
 
 def decide(session: Session, item: str, verdict: str, reviewer: str, note: str | None) -> DecisionRecord:
-    """A reviewer's verdict (``remove`` or ``keep``) on a pending item; the decision it was about.
+    """A reviewer's verdict on a pending item; the decision it was about.
 
-    The verdict stands while the item's facts are unchanged.
+    ``remove``, ``keep`` (the media may stay: public interest, consent shown...) or ``not-them``
+    (the face is not this person). Remove and keep stand while the item's facts are unchanged;
+    not-them while the face is (who someone is does not change with a consent). A face ruled
+    not them then clears that look-alike elsewhere: the person's other items are decided
+    again, and those nearer it than the person go by the rules' look_alike condition.
     """
-    if verdict not in ("remove", "keep"):
-        raise ActionError("the verdict is remove or keep")
+    if verdict not in VERDICTS:
+        raise ActionError(f"the verdict is one of {', '.join(VERDICTS)}")
     store = session.store
     decision = store.decisions.by_item(item)
     if decision is None:
@@ -26,12 +30,22 @@ def decide(session: Session, item: str, verdict: str, reviewer: str, note: str |
     match, facts = decider.item_facts(decision.path, decision.face_id)
     with store.write():
         store.decisions.set_review(Review(decision.path, decision.person_id, verdict, reviewer, note,
-                                          facts_sha256(facts)))
-        store.audit.append([NewAuditEntry(actor, "review", f"item:{item}", old="review",
-                                          new="remove" if verdict == "remove" else "allow", rule="reviewer",
-                                          detail=note, about=decision.person_id)])
-        decider.redecide([match.sha256])
+                                          verdict_sha256(verdict, facts)))
+        store.audit.append([NewAuditEntry(actor, "review", f"item:{item}", old="review", new=VERDICTS[verdict][0],
+                                          rule="reviewer", detail=_detail(verdict, note), about=decision.person_id)])
+        if verdict == "not-them":
+            decider.redecide_person(decision.person_id)  # takes the new ruled face in (a change of the facts)
+        else:
+            decider.redecide([match.sha256])
     return decision
+
+
+def _detail(verdict: str, note: str | None) -> str | None:
+    """The audit entry's detail: the note, and that the face was ruled not the person (remove and
+    keep are told apart by the entry's ``new``; not-them and keep both allow)."""
+    if verdict != "not-them":
+        return note
+    return f"not them: {note}" if note else "not them"
 
 
 def pending(session: Session, person_id: int | None = None) -> list[PendingReview]:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from matcher.model import DecisionRecord, MatchFact, PendingReview, Review
-from matcher.store.core import Database, marks, text_path
+from matcher.store.core import Database, from_blob, marks, text_path
 
 # What a decision rests on: the file (path, uploader, context, scan) and one match of one of its faces.
 _MATCH_FACTS = (
@@ -156,6 +158,21 @@ class Decisions:
                 "decided_at = excluded.decided_at",
                 [review.path, review.person_id, review.verdict, review.reviewer, review.note, review.facts_sha256,
                  self.db.now()])
+
+    def ruled_out(self) -> list[tuple[int, str, np.ndarray]]:
+        """``(person id, media sha256, embedding)`` of each face a reviewer ruled is not the person it
+        matched (a "not them" verdict on the item: every face of the person's in that file)."""
+        return [(row["person_id"], row["sha256"], from_blob(row["embedding"])) for row in self.db.query(
+            "SELECT r.person_id, fa.sha256, fa.embedding FROM reviews r JOIN files f ON f.path = r.path "
+            "JOIN faces fa ON fa.sha256 = f.sha256 JOIN matches m ON m.face_id = fa.id AND m.person_id = r.person_id "
+            "WHERE r.verdict = 'not-them' AND fa.embedding IS NOT NULL ORDER BY fa.id")]
+
+    def matched_faces(self, person_ids: list[int]) -> list[tuple[int, str, np.ndarray, float]]:
+        """``(person id, media sha256, embedding, distance)`` of every face matched to these people."""
+        return [(row["person_id"], row["sha256"], from_blob(row["embedding"]), row["distance"])
+                for row in self.db.query_in(
+                    "SELECT m.person_id, fa.sha256, fa.embedding, m.distance FROM matches m JOIN faces fa "
+                    "ON fa.id = m.face_id WHERE fa.embedding IS NOT NULL AND m.person_id IN ({})", person_ids)]
 
     def delete_review(self, path: str, person_id: int) -> None:
         with self.db.write():

@@ -209,6 +209,11 @@ class Observations:
         if frame is not None:
             yield frame.done()
 
+    def embeddings_of(self, face_ids: list[int]) -> dict[int, np.ndarray]:
+        """``{face id: embedding}`` of those of ``face_ids`` that kept one."""
+        return {row["id"]: from_blob(row["embedding"]) for row in self.db.query_in(
+            "SELECT id, embedding FROM faces WHERE embedding IS NOT NULL AND id IN ({})", face_ids)}
+
     def media_of_faces(self, face_ids: list[int]) -> list[str]:
         return sorted({row["sha256"] for row in self.db.query_in("SELECT DISTINCT sha256 FROM faces WHERE id IN ({})",
                                                                   face_ids)})

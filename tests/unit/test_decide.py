@@ -1,6 +1,8 @@
 """Deciding from stored facts, as pure functions: no store, no model."""
 
-from matcher.decide import Snapshot, decide_items, facts_sha256, item_id, strongest_matches
+from dataclasses import replace
+
+from matcher.decide import Snapshot, decide_items, facts_sha256, item_id, strongest_matches, verdict_sha256
 from matcher.model import Consent, DecisionRecord, MatchFact, Person, Review
 from matcher.policy import load_policy
 
@@ -77,6 +79,21 @@ def test_a_verdict_stands_while_its_facts_hold_and_expires_when_they_change():
                            {("/m/a.jpg", 1): review}, "system", "now")
     assert changed.decisions[0].rule == "consent" and changed.expired_reviews == [("/m/a.jpg", 1)]
     assert [e.event for e in changed.audit] == ["decision", "review-expired"]
+
+
+def test_a_not_them_verdict_stands_while_the_face_does_and_a_look_alike_elsewhere_moves_no_verdict():
+    fact = match(distance=0.58)
+    facts = snapshot().facts(fact)
+    review = Review("/m/a.jpg", 1, "not-them", "rosa", None, verdict_sha256("not-them", facts))
+    consented = snapshot([Consent(1, 1, None, "bob", None, "t")])
+    kept = decide_items(consented, [fact], {}, {("/m/a.jpg", 1): review}, "system", "now")
+    assert (kept.decisions[0].action, kept.decisions[0].rule, kept.expired_reviews) == ("allow", "reviewer", [])
+    assert kept.decisions[0].reason == "not them (a look-alike) decided by reviewer rosa"
+    moved = decide_items(snapshot(), [match(distance=0.59)], {}, {("/m/a.jpg", 1): review}, "system", "now")
+    assert moved.expired_reviews == [("/m/a.jpg", 1)]  # another face: the verdict was not about it
+    # A remove verdict, then a face elsewhere ruled not her lies near this one: the verdict on this item stands.
+    near_ruled = snapshot().facts(replace(fact, ruled_out=0.3))
+    assert near_ruled.look_alike and facts_sha256(near_ruled) == facts_sha256(facts)
 
 
 def test_the_faces_quality_and_the_persons_own_thresholds_set_the_match():

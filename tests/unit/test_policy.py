@@ -34,6 +34,12 @@ def facts(**changes):
         ({"verified": False}, "review", "unverified-opt-out"),
         ({"verified": False, "distance": 0.58, "match": "possible"}, "review", "possible-match"),
         ({"verified": False, "consent": True}, "allow", "consent"),
+        # The same look-alike a reviewer ruled not her: a possible match is cleared, a confident one is not.
+        ({"look_alike": True, "distance": 0.58, "match": "possible"}, "allow", "look-alike-cleared"),
+        ({"look_alike": True, "public_figure": True, "distance": 0.58, "match": "possible"}, "allow",
+         "look-alike-cleared"),
+        ({"look_alike": True}, "review", "look-alike-confident"),
+        ({"look_alike": True, "consent": True}, "allow", "consent"),
     ],
 )
 def test_shipped_rules_encode_the_private_media_policy(policy, changes, action, rule):
@@ -80,6 +86,18 @@ def test_a_minimal_rules_file_loads():
     assert policy.decide(facts(distance=0.25)).reason == "Ann at 0.25"
 
 
+def test_a_look_alike_is_within_the_threshold_of_a_face_ruled_not_them_and_nearer_it():
+    assert parse_policy(GOOD, "rules.toml").look_alike is None  # no threshold: never a look-alike
+    policy = parse_policy(GOOD.replace(b"match = 0.5", b"match = 0.5\nlook_alike = 0.5"), "rules.toml")
+    assert policy.look_alike == 0.5
+    assert policy.is_look_alike(0.60, 0.45)
+    assert policy.is_look_alike(0.60, 0.50)
+    assert not policy.is_look_alike(0.60, 0.51)  # beyond the threshold
+    assert not policy.is_look_alike(0.40, 0.45)  # nearer the person than the ruled face
+    assert not policy.is_look_alike(0.60, None)  # no face ruled
+    assert not parse_policy(GOOD, "rules.toml").is_look_alike(0.60, 0.1)
+
+
 @pytest.mark.parametrize(
     "old, new, line, words",
     [
@@ -93,6 +111,9 @@ def test_a_minimal_rules_file_loads():
         (b'id = "sure"', b'id = "possible"', 19, "used twice"),
         (b"match = 0.5", b"match = 0.7", 3, "must not be above"),
         (b"match = 0.5", b'match = "close"', 3, "must be a number"),
+        (b"match = 0.5", b"match = 0.5\nlook_alike = 2.5", 4, "thresholds.look_alike must be a face distance"),
+        (b"match = 0.5", b"match = 0.5\nlook_alike = true", 4, "thresholds.look_alike must be a face distance"),
+        (b'when = { match = "possible" }', b'when = { look_alike = "yes" }', 8, "look_alike must be true or false"),
     ],
 )
 def test_malformed_rules_are_refused_with_line_and_problem(old, new, line, words):

@@ -58,6 +58,25 @@ def test_a_media_id_is_an_id_never_a_path_to_a_server_file(enrolled, demo_folder
     assert "data:image/jpeg" not in queue.text and "No picture" in queue.text
 
 
+def test_a_reviewer_may_rule_a_face_not_them_and_an_unknown_verdict_is_refused(enrolled, demo_folder):
+    db, cli = enrolled
+    key = cli.json("apikey", "add", "platform")["token"]
+    client = client_for(db)
+    client.post("/api/check", headers={"X-API-Key": key}, data={"media_id": "m1", "context": "news"},
+                files={"file": ("a.jpg", demo_folder["portrait"].read_bytes(), "image/jpeg")})
+    token = cli.json("reviewer", "add", "dana")["token"]
+    client.post("/review/sign-in", data={"csrf": csrf_token(client), "token": token})
+    assert 'value="not-them"' in client.get("/review").text
+    [item] = cli.json("review", "list")
+    refused = client.post(f"/review/{item['id']}", data={"csrf": csrf_token(client), "verdict": "delete"})
+    assert refused.status_code == 409 and "remove, keep, not-them" in refused.text
+    ruled = client.post(f"/review/{item['id']}", data={"csrf": csrf_token(client), "verdict": "not-them"},
+                        follow_redirects=False)
+    assert ruled.status_code == 303 and cli.json("review", "list") == []
+    [match] = cli.report()["m1"]["matches"]
+    assert (match["decision"], match["rule"]) == ("allow", "reviewer") and "not them" in match["reason"]
+
+
 def test_path_parameters_out_of_range_are_refused_not_crashing(enrolled):
     db, cli = enrolled
     code = cli.json("access-code", "eileen")["access_code"]
