@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/conditions.py [--faces ../shared/faces] [--only NAME,...] [--ours-only]
                                          [--keep DIR] [--cpus N] [--scan-args "ARGS"] [--background]
-                                         [--tree DIR]
+                                         [--rule-background] [--tree DIR]
 
 Enrolls six lfw10 people from two photos each; the other four lfw10 people and
 the eight bbt characters are strangers (every second photo of each is scored,
@@ -36,6 +36,11 @@ set the thresholds they are scored against. The background shows the same
 people as the scored strangers (the faces at hand are few) in other photos: as
 on a platform, where the same people are uploaded again and again; strangers
 never seen before are not measured.
+
+--rule-background: after measuring, reviewers work the background's queue: every item in
+it is a stranger, and each is ruled "not them" (`review decide --not-them`), as reviewers
+on a platform would have ruled the faces the scan sent them before. A look-alike uploaded
+again is then cleared by the rules' look_alike condition; one never seen before is not.
 
 --tree DIR: run our scan from another checkout (a before/after in one corpus),
 with that checkout's own data/policy.toml.
@@ -284,7 +289,8 @@ def build_background(faces: Path, out: Path) -> Path:
 
 
 def run_ours(corpus: Corpus, condition: str, work: Path, cpus: int, scan_args: list[str],
-             background: Path | None = None, tree: Path | None = None) -> dict[str, list[dict]]:
+             background: Path | None = None, tree: Path | None = None,
+             rule_background: bool = False) -> dict[str, list[dict]]:
     """{image path: [faces: {box, person, decision}]} from our scan's report (of the condition's folder)."""
     db = work / f"{condition}{'-bg' if background else ''}.db"
     if db.exists():
@@ -310,6 +316,20 @@ def run_ours(corpus: Corpus, condition: str, work: Path, cpus: int, scan_args: l
               f"{measured['typical_tail']}; own thresholds: "
               + (", ".join(f"{row['person']} {row['match']:.3f}/{row['review']:.3f}"
                            for row in measured["own_thresholds"]) or "none"), flush=True)
+        if rule_background:
+            # Reviewers work the background's queue first: every face in it is a stranger's.
+            queue = json.loads(run([*python, "review", "list", "--json"], check=True, capture_output=True,
+                                   text=True).stdout)
+            ruled = Counter()
+            for item in queue:  # an item a verdict before cleared as the same look-alike has left the queue
+                decided = run([*python, "review", "decide", item["id"], "--not-them", "--reviewer", "bench"],
+                              capture_output=True, text=True)
+                if decided.returncode and "not waiting for review" not in decided.stderr:
+                    raise RuntimeError(decided.stderr)
+                ruled[item["person"]] += not decided.returncode
+            print(f"{'':12} ours   background queue {len(queue)} items; reviewers ruled {sum(ruled.values())} "
+                  "not them (" + ", ".join(f"{person} {count}" for person, count in ruled.most_common())
+                  + "), the rest left the queue as the same look-alikes", flush=True)
     run([*python, "scan", "--workers", str(cpus), "--quiet", *scan_args, str(corpus.folders[condition])],
                    check=True, capture_output=True)
     report = json.loads(run([*python, "report", "--json"], check=True, capture_output=True, text=True).stdout)
@@ -424,6 +444,8 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, help="Run our scan from this checkout instead (see above).")
     parser.add_argument("--background", action="store_true",
                         help="Measure own thresholds against a background of strangers first (see above).")
+    parser.add_argument("--rule-background", action="store_true",
+                        help="With --background: reviewers then rule every queued background item not them (see above).")
     args = parser.parse_args()
     only = tuple(c for c in args.only.split(",") if c)
     work = args.keep or Path(tempfile.mkdtemp(prefix="cm-conditions-"))
@@ -442,7 +464,8 @@ def main() -> None:
     totals = {"ours": Score(), "theirs": Score()}
     for condition in only:
         ours = score(corpus, condition, run_ours(corpus, condition, work, args.cpus, args.scan_args.split(),
-                                                 background, args.tree and args.tree.resolve()), True)
+                                                 background, args.tree and args.tree.resolve(),
+                                                 args.rule_background), True)
         print(f"{condition:12} ours   {ours.row()}", flush=True)
         if ours.drawn:
             print(f"{'':12} ours   strangers drawn: " + ", ".join(
