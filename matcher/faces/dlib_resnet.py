@@ -15,7 +15,7 @@ import functools
 import numpy as np
 
 from matcher.faces.dlib_files import dlib_model
-from matcher.faces.landmarks import landmarks
+from matcher.faces.landmarks import face_chips
 from matcher.faces.resnet_weights import EMBEDDING_SIZE
 from matcher.model import Box
 
@@ -41,5 +41,8 @@ class DlibResnetEmbedder:
     def embed(self, rgb: np.ndarray, boxes: list[Box]) -> np.ndarray:
         if not boxes:
             return np.empty((0, self.dim), np.float32)
-        vectors = _descriptor().compute_face_descriptor(rgb, landmarks(rgb, boxes), self.jitters)
+        # The chips every runtime embeds (tilted faces turned upright, grainy ones smoothed): for
+        # any other face the same chips dlib cuts itself from the image and landmarks.
+        chips = [np.ascontiguousarray(chip) for chip in face_chips(rgb, boxes)]
+        vectors = _descriptor().compute_face_descriptor(chips, self.jitters)
         return np.array([np.asarray(v) for v in vectors], dtype=np.float32)

@@ -17,6 +17,13 @@ from matcher.faces.resnet_weights import CHIP_SIZE
 from matcher.model import Box
 
 CHIP_PADDING = 0.25  # dlib's compute_face_descriptor's
+# A dark chip whose noise is more than this share of its contrast (a grainy low-light shot) is
+# smoothed before it is embedded. Measured on lfw10 and bbt chips (models/dlib_resnet_v1.md):
+# dark and noisy ones 0.05-0.30 (median 0.12); clean, blurred, small, grey and JPEG 20 ones
+# 0.00-0.08 (medians 0.01-0.02): fine texture in a sharp, well-lit face reads as grain too,
+# hence the brightness gate, the rules' band `dark`'s (mean of the chip's middle, of 255).
+NOISE_TO_CONTRAST = 0.06
+DARK_CHIP = 60
 
 
 @functools.cache
@@ -53,7 +60,42 @@ def face_chips(rgb: np.ndarray, boxes: list[Box]) -> np.ndarray:
             crop, inside = _upright_crop(rgb, box)
             chips[id(box)] = dlib.get_face_chip(crop, landmarks(crop, [inside])[0], size=CHIP_SIZE,
                                                 padding=CHIP_PADDING)
-    return np.stack([np.asarray(chips[id(box)], dtype=np.uint8) for box in boxes])
+    return np.stack([_smoothed_if_noisy(np.asarray(chips[id(box)], dtype=np.uint8)) for box in boxes])
+
+
+def noise_to_contrast(grey: np.ndarray) -> float:
+    """How noisy a chip (in grey) is for its contrast: Immerkaer's estimate of the noise's standard
+    deviation (the mean of a 3x3 second-difference filter, blind to smooth shading), over the
+    standard deviation of the chip's middle, where the face is."""
+    import cv2
+
+    grey = grey.astype(np.float32)
+    second_difference = cv2.filter2D(grey, -1, _IMMERKAER)[1:-1, 1:-1]
+    noise = np.sqrt(np.pi / 2) * float(np.abs(second_difference).mean()) / 6
+    return noise / max(float(_middle(grey).std()), 1.0)
+
+
+def _middle(grey: np.ndarray) -> np.ndarray:
+    """The middle of a chip, where the face is (the rest is the padding around it)."""
+    return grey[CHIP_SIZE // 5:CHIP_SIZE * 4 // 5, CHIP_SIZE // 5:CHIP_SIZE * 4 // 5]
+
+
+_IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+
+
+def _smoothed_if_noisy(chip: np.ndarray) -> np.ndarray:
+    """A dark, grainy chip smoothed (edges kept) and its levels stretched; any other chip as it is.
+    On dark, noisy lfw10 and bbt faces it brought 71 % of them within 0.48 of their own references
+    (66 % unsmoothed), 97 % within 0.62 (94 %), strangers within 0.62 1.5 % (1.9 %); smoothing a
+    clean face costs a little, hence the gate."""
+    import cv2
+
+    grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
+    if _middle(grey).mean() >= DARK_CHIP or noise_to_contrast(grey) <= NOISE_TO_CONTRAST:
+        return chip
+    smoothed = cv2.bilateralFilter(chip, 7, 30, 5).astype(np.float32)
+    low, high = np.percentile(smoothed, (1, 99))
+    return np.clip((smoothed - low) * (255.0 / max(high - low, 1.0)), 0, 255).astype(np.uint8)
 
 
 def _upright_crop(rgb: np.ndarray, box: Box) -> tuple[np.ndarray, Box]:
