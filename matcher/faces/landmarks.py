@@ -19,11 +19,13 @@ from matcher.model import Box
 CHIP_PADDING = 0.25  # dlib's compute_face_descriptor's
 # A dark chip whose noise is more than this share of its contrast (a grainy low-light shot) is
 # smoothed before it is embedded. Measured on lfw10 and bbt chips (models/dlib_resnet_v1.md):
-# dark and noisy ones 0.05-0.30 (median 0.12); clean, blurred, small, grey and JPEG 20 ones
-# 0.00-0.08 (medians 0.01-0.02): fine texture in a sharp, well-lit face reads as grain too,
-# hence the brightness gate, the rules' band `dark`'s (mean of the chip's middle, of 255).
-NOISE_TO_CONTRAST = 0.06
-DARK_CHIP = 60
+# dark and noisy ones 0.05-0.30 (78 % above 0.08); clean, blurred, small, grey, dim and JPEG 20
+# ones 0.00-0.08 (medians 0.01-0.02; 3 of 296 clean or dim faces above 0.08). Fine texture in
+# a sharp, well-lit face reads as grain too, hence the darkness gate: a chip whose middle is
+# under 50 of 255 had a face under 56 by the scan's own measure (the band `dark` is under 60)
+# in all 258 such faces, so a smoothed face is always judged by the band dark's thresholds.
+NOISE_TO_CONTRAST = 0.08
+DARK_CHIP = 50
 
 
 @functools.cache
@@ -85,9 +87,9 @@ _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
 def _smoothed_if_noisy(chip: np.ndarray) -> np.ndarray:
     """A dark, grainy chip smoothed (edges kept) and its levels stretched; any other chip as it is.
-    On dark, noisy lfw10 and bbt faces it brought 71 % of them within 0.48 of their own references
-    (66 % unsmoothed), 97 % within 0.62 (94 %), strangers within 0.62 1.5 % (1.9 %); smoothing a
-    clean face costs a little, hence the gate."""
+    On dark, noisy lfw10 and bbt faces it brought 70 % of them within 0.48 of their own references
+    (66 % unsmoothed), 97 % within 0.62 (94 %), strangers within 0.62 1.6 % (1.9 %); smoothing a
+    clean face costs a little, hence the gates."""
     import cv2
 
     grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
