@@ -320,16 +320,20 @@ def run_ours(corpus: Corpus, condition: str, work: Path, cpus: int, scan_args: l
             # Reviewers work the background's queue first: every face in it is a stranger's.
             queue = json.loads(run([*python, "review", "list", "--json"], check=True, capture_output=True,
                                    text=True).stdout)
-            ruled = Counter()
+            ruled, kept = Counter(), 0
             for item in queue:  # an item a verdict before cleared as the same look-alike has left the queue
                 decided = run([*python, "review", "decide", item["id"], "--not-them", "--reviewer", "bench"],
                               capture_output=True, text=True)
-                if decided.returncode and "not waiting for review" not in decided.stderr:
+                if decided.returncode and "is a confident match" in decided.stderr:  # not-them is for possible ones
+                    run([*python, "review", "decide", item["id"], "--keep", "--reviewer", "bench"], check=True,
+                        capture_output=True)
+                    kept += 1
+                elif decided.returncode and "not waiting for review" not in decided.stderr:
                     raise RuntimeError(decided.stderr)
                 ruled[item["person"]] += not decided.returncode
             print(f"{'':12} ours   background queue {len(queue)} items; reviewers ruled {sum(ruled.values())} "
                   "not them (" + ", ".join(f"{person} {count}" for person, count in ruled.most_common())
-                  + "), the rest left the queue as the same look-alikes", flush=True)
+                  + f"), kept {kept} confident ones, the rest left the queue as the same look-alikes", flush=True)
     run([*python, "scan", "--workers", str(cpus), "--quiet", *scan_args, str(corpus.folders[condition])],
                    check=True, capture_output=True)
     report = json.loads(run([*python, "report", "--json"], check=True, capture_output=True, text=True).stdout)

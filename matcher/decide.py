@@ -54,15 +54,16 @@ VERDICTS = {  # a reviewer's verdict: the action it takes, and how the decision'
 }
 
 
-def face_sha256(facts: Facts) -> str:
-    """What a "not them" verdict was given on: the face and the person (who it is does not change
-    with a consent, an opt-in or a flood guard)."""
-    return hashlib.sha256(json.dumps([facts.person, round(facts.distance, 4)]).encode()).hexdigest()
+def not_them_sha256(facts: Facts, face_id: int) -> str:
+    """What a "not them" verdict was given on: this face of the file, the person, and that it was
+    only a possible match (who a face shows does not change with a consent, an opt-in or a flood
+    guard; a rescan, or the face becoming a confident match, ends the verdict)."""
+    return hashlib.sha256(json.dumps([facts.person, face_id, facts.match]).encode()).hexdigest()
 
 
-def verdict_sha256(verdict: str, facts: Facts) -> str:
-    """The facts a verdict rests on: it stands while this stays the same."""
-    return face_sha256(facts) if verdict == "not-them" else facts_sha256(facts)
+def verdict_sha256(verdict: str, facts: Facts, face_id: int) -> str:
+    """The facts a verdict on the face ``face_id`` rests on: it stands while this stays the same."""
+    return not_them_sha256(facts, face_id) if verdict == "not-them" else facts_sha256(facts)
 
 
 def reviewer_decision(review: Review) -> Decision:
@@ -85,6 +86,10 @@ class Snapshot:
         """The thresholds for this match's face (its band) and person (their own)."""
         return self.policy.limits(match.face_width, match.sharpness, match.brightness, match.frontal,
                                   person=own_limits(self.people[match.person_id], self.policy))
+
+    def band_match(self, match: MatchFact) -> float:
+        """The match threshold of this face's quality band (the general one outside every band)."""
+        return self.policy.limits(match.face_width, match.sharpness, match.brightness, match.frontal).match
 
     def strength(self, match: MatchFact) -> str | None:
         return self.policy.strength(match.distance, self.limits(match))
@@ -109,7 +114,7 @@ class Snapshot:
             sharpness=match.sharpness,
             brightness=match.brightness,
             band=limits.band,
-            look_alike=self.policy.is_look_alike(match.distance, match.ruled_out),
+            look_alike=self.policy.is_look_alike(match.distance, match.ruled_out_distance, self.band_match(match)),
         )
 
 
@@ -159,7 +164,7 @@ def decide_items(snapshot: Snapshot, matches: list[MatchFact], old: dict[tuple[s
         decision = policy.decide(facts)
         review = reviews.get(key)
         if review is not None:
-            if review.facts_sha256 == verdict_sha256(review.verdict, facts):
+            if review.facts_sha256 == verdict_sha256(review.verdict, facts, match.face_id):
                 decision = reviewer_decision(review)
             else:
                 outcome.expired_reviews.append(key)

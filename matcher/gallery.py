@@ -104,59 +104,37 @@ def assign(distances: np.ndarray, person_ids: np.ndarray, limit) -> list[Assignm
 
 @dataclass
 class RuledOut:
-    """The faces reviewers ruled are not the person they matched ("not them"), by person, and the
-    faces that are those look-alikes again: the look-alikes already cleared. A face is compared
-    with those in other files only (a ruled face is not its own look-alike, nor are the other
-    frames of its video)."""
+    """The faces reviewers ruled are not the person they matched ("not them"), by person: the
+    look-alikes a reviewer has seen. Each vouches only within its own limit (a face seen less
+    clearly is a less sure same-person test), and only faces a reviewer saw count: a face
+    cleared as a look-alike is never evidence in turn."""
 
-    by_person: dict[int, tuple[np.ndarray, np.ndarray]]  # person id -> (media sha256s, (N, d) embeddings)
-
-    @classmethod
-    def build(cls, ruled: list[tuple[int, str, np.ndarray]],
-              matched: list[tuple[int, str, np.ndarray, float]] = (),
-              is_look_alike=None) -> "RuledOut":
-        """From ``(person id, media sha256, embedding)`` of each ruled face, and ``(person id, media
-        sha256, embedding, distance to the person)`` of the faces matched to those people: those
-        ``is_look_alike(distance, distance to the nearest ruled face)`` join them. One step only
-        (a face joins by a ruled face, never by another that joined), so what counts as the
-        look-alike never drifts far from the face a reviewer saw."""
-        grouped: dict[int, list[tuple[str, np.ndarray]]] = {}
-        for person_id, sha256, embedding in ruled:
-            grouped.setdefault(person_id, []).append((sha256, embedding))
-        ruled_only = cls._stacked(grouped)
-        candidates: dict[int, list[tuple[str, np.ndarray, float]]] = {}
-        for person_id, sha256, embedding, distance in matched:
-            if person_id in ruled_only and is_look_alike is not None:
-                candidates.setdefault(person_id, []).append((sha256, embedding, distance))
-        for person_id, faces in candidates.items():  # one distance matrix per person
-            nearest = ruled_only._nearest_each(person_id, np.array([sha for sha, _, _ in faces]),
-                                               np.stack([vector for _, vector, _ in faces]))
-            grouped[person_id] += [(sha256, vector) for (sha256, vector, distance), ruled_distance
-                                   in zip(faces, nearest) if is_look_alike(distance, ruled_distance)]
-        return cls._stacked(grouped)
+    by_person: dict[int, tuple[np.ndarray, np.ndarray]]  # person id -> ((N, d) embeddings, (N,) limits)
 
     @classmethod
-    def _stacked(cls, grouped: dict[int, list[tuple[str, np.ndarray]]]) -> "RuledOut":
-        return cls({person_id: (np.array([sha for sha, _ in faces]),
-                                np.stack([vector for _, vector in faces]).astype(np.float32))
+    def build(cls, ruled: list[tuple[int, np.ndarray, float]]) -> "RuledOut":
+        """From ``(person id, embedding, limit)`` of each ruled face (limit 0: never evidence)."""
+        grouped: dict[int, list[tuple[np.ndarray, float]]] = {}
+        for person_id, embedding, limit in ruled:
+            if limit > 0:
+                grouped.setdefault(person_id, []).append((embedding, limit))
+        return cls({person_id: (np.stack([vector for vector, _ in faces]).astype(np.float32),
+                                np.array([limit for _, limit in faces], dtype=np.float32))
                     for person_id, faces in grouped.items()})
 
     def __contains__(self, person_id: int) -> bool:
         return person_id in self.by_person
 
-    def nearest(self, person_id: int, sha256: str, embedding: np.ndarray) -> float | None:
-        """Distance from ``embedding`` (a face in media ``sha256``) to the nearest face ruled not
-        ``person_id`` in other media (None: none)."""
-        if person_id not in self.by_person:
-            return None
-        return self._nearest_each(person_id, np.array([sha256]), embedding[None])[0]
-
-    def _nearest_each(self, person_id: int, sha256s: np.ndarray, embeddings: np.ndarray) -> list[float | None]:
-        """:meth:`nearest` of each face (``sha256s[i]``, ``embeddings[i]``), in one matrix."""
-        ruled_sha256s, ruled = self.by_person[person_id]
-        embeddings = np.asarray(embeddings, dtype=np.float32)
-        squared = np.maximum(np.einsum("ij,ij->i", embeddings, embeddings)[:, None]
-                             + np.einsum("ij,ij->i", ruled, ruled)[None, :] - 2.0 * embeddings @ ruled.T, 0.0)
-        squared[sha256s[:, None] == ruled_sha256s[None, :]] = np.inf  # not in its own media
-        nearest = np.sqrt(squared.min(axis=1))
+    def nearest(self, person_id: int, embeddings: np.ndarray) -> list[float | None]:
+        """For each of ``embeddings``, the distance to the nearest face ruled not ``person_id``
+        among those whose limit it is within (None: none)."""
+        embeddings = np.asarray(embeddings, dtype=np.float32).reshape(len(embeddings), -1)
+        if person_id not in self.by_person or not len(embeddings):
+            return [None] * len(embeddings)
+        ruled, limits = self.by_person[person_id]
+        distances = np.sqrt(np.maximum(np.einsum("ij,ij->i", embeddings, embeddings)[:, None]
+                                       + np.einsum("ij,ij->i", ruled, ruled)[None, :]
+                                       - 2.0 * embeddings @ ruled.T, 0.0))
+        distances[distances > limits[None, :]] = np.inf
+        nearest = distances.min(axis=1)
         return [None if np.isinf(value) else float(value) for value in nearest]

@@ -181,9 +181,9 @@ class MatchFact:
     sharpness: float | None = None
     brightness: float | None = None
     frontal: bool = True
-    # Distance to the nearest face in another file that a reviewer ruled is not this person
-    # (None: none ruled): the same look-alike seen again.
-    ruled_out: float | None = None
+    # Distance to the nearest face a reviewer ruled is not this person, among those close enough
+    # to vouch for it (None: none): the same look-alike seen again.
+    ruled_out_distance: float | None = None
 
 
 # -- decisions -----------------------------------------------------------------------------
@@ -229,6 +229,7 @@ class PendingReview:
     frame_times: list[float]
     rule: str
     reason: str
+    frame_time: float | None = None  # in a video: the frame of the face decided on (``box``)
 
 
 # -- the report's view of stored facts --------------------------------------------------------

@@ -188,11 +188,18 @@ class Policy:
             return "possible"
         return None
 
-    def is_look_alike(self, distance: float, ruled_out: float | None) -> bool:
-        """Whether a face at ``distance`` from the person and ``ruled_out`` from the nearest face ruled
-        not them is that look-alike: within thresholds.look_alike of it, and nearer it than the person."""
-        return (self.look_alike is not None and ruled_out is not None and ruled_out <= self.look_alike
-                and ruled_out < distance)
+    def look_alike_limit(self, band_match: float) -> float:
+        """How near a face ruled "not them" a face must be to be that look-alike: thresholds.look_alike,
+        never beyond the match its quality band trusts (a degraded face is a less sure same-person
+        test; 0, never, where the band trusts no match). ``band_match``: the band's, not a person's."""
+        return 0.0 if self.look_alike is None else min(self.look_alike, band_match)
+
+    def is_look_alike(self, distance: float, ruled_out_distance: float | None, band_match: float) -> bool:
+        """Whether a face at ``distance`` from the person and ``ruled_out_distance`` from the nearest
+        face ruled not them is that look-alike: within the look-alike limit, and nearer it than the person."""
+        limit = self.look_alike_limit(band_match)
+        return limit > 0 and ruled_out_distance is not None and ruled_out_distance <= limit \
+            and ruled_out_distance < distance
 
     def decide(self, facts: Facts) -> Decision:
         for rule in self.rules:
@@ -285,6 +292,9 @@ def _validate(data: dict, lines: list[str], path: str, digest: str) -> Policy:
                                    or not 0.0 < look_alike < 2.0):
         raise fail(line_of(r"^\s*look_alike\s*="), "thresholds.look_alike must be a face distance, above 0 and "
                                                        "under 2")
+    if look_alike is not None and look_alike > values["match"]:
+        # A same-person test between two faces: no looser than a confident match with the person.
+        raise fail(line_of(r"^\s*look_alike\s*="), "thresholds.look_alike must not be above thresholds.match")
 
     rule_tables = data.get("rules")
     if not isinstance(rule_tables, list) or not rule_tables:

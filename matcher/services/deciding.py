@@ -39,16 +39,19 @@ class Decider:
         store, policy = self.store, self.policy
         self.facts_version = store.audit.last_fact_change()  # read first: a change after it is seen
         self.gallery = Gallery.build(store.people.references(self.engine))
-        ruled = store.decisions.ruled_out()
-        people_ruled = sorted({person_id for person_id, _, _ in ruled})
-        self.ruled_out = RuledOut.build(ruled, store.decisions.matched_faces(people_ruled) if people_ruled else [],
-                                        policy.is_look_alike)
+        self._load_ruled_out()
         self.snapshot = Snapshot(policy, {person.id: person for person in store.people.all()},
                                  store.consents.active(), store.decisions.floods(), self.today)
         # Each person's review limit (their own when tighter than the rules'), in the gallery's order.
         self.person_review = np.array([
             policy.limits(person=own_limits(self.people[pid], policy) if pid in self.people else None).review
             for pid in self.gallery.person_ids], dtype=np.float32)
+
+    def _load_ruled_out(self) -> None:
+        """The faces reviewers ruled not them, each vouching within its own band's look-alike limit."""
+        policy = self.policy
+        self.ruled_out = RuledOut.build([(person_id, embedding, policy.look_alike_limit(policy.limits(*quality).match))
+                                         for person_id, embedding, quality in self.store.decisions.ruled_out()])
 
     def _hold_current_facts(self) -> None:
         """Inside a write: hold the facts steady, and take them anew if they changed since loaded."""
@@ -145,14 +148,21 @@ class Decider:
         return match, self.snapshot.facts(match)
 
     def _with_ruled_out(self, matches: list[MatchFact]) -> list[MatchFact]:
-        """``matches`` with the distance of each face to the nearest face in another file ruled
-        not that person (where a reviewer ruled any)."""
-        concerned = [match.face_id for match in matches if match.person_id in self.ruled_out]
-        if not concerned:
+        """``matches`` with each face's distance to the nearest face ruled not that person (where a
+        reviewer ruled any): one distance matrix per person."""
+        faces_of: dict[int, set[int]] = {}
+        for match in matches:
+            if match.person_id in self.ruled_out:
+                faces_of.setdefault(match.person_id, set()).add(match.face_id)
+        if not faces_of:
             return matches
-        vectors = self.store.observations.embeddings_of(concerned)
-        return [replace(match, ruled_out=self.ruled_out.nearest(match.person_id, match.sha256, vectors[match.face_id]))
-                if match.face_id in vectors and match.person_id in self.ruled_out else match
+        vectors = self.store.observations.embeddings_of(sorted(set().union(*faces_of.values())))
+        nearest: dict[int, float | None] = {}
+        for person_id, face_ids in faces_of.items():
+            kept = [face_id for face_id in sorted(face_ids) if face_id in vectors]
+            if kept:
+                nearest.update(zip(kept, self.ruled_out.nearest(person_id, np.stack([vectors[f] for f in kept]))))
+        return [replace(match, ruled_out_distance=nearest[match.face_id]) if match.face_id in nearest else match
                 for match in matches]
 
     def redecide(self, sha256s: list[str] | None = None) -> None:
@@ -164,9 +174,17 @@ class Decider:
         with self.store.write():
             self._hold_current_facts()
             matches = self._with_ruled_out(decisions.match_facts(sha256s))
-            outcome = decide_items(self.snapshot, matches, decisions.of_media(sha256s),
-                                   decisions.reviews_of_media(sha256s), self.actor, self.store.database.now())
+            reviews = decisions.reviews_of_media(sha256s)
+            outcome = decide_items(self.snapshot, matches, decisions.of_media(sha256s), reviews, self.actor,
+                                   self.store.database.now())
             for path, person_id in outcome.expired_reviews:
                 decisions.delete_review(path, person_id)
             decisions.replace(sha256s, outcome.decisions)
             self.store.audit.append(outcome.audit)
+            # A "not them" that ended no longer clears that look-alike: the items it cleared are decided again.
+            ended = sorted({person_id for path, person_id in outcome.expired_reviews
+                            if reviews[(path, person_id)].verdict == "not-them"})
+            if ended:
+                self._load_ruled_out()
+                for person_id in ended:
+                    self.redecide_person(person_id)

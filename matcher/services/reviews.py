@@ -12,10 +12,11 @@ def decide(session: Session, item: str, verdict: str, reviewer: str, note: str |
     """A reviewer's verdict on a pending item; the decision it was about.
 
     ``remove``, ``keep`` (the media may stay: public interest, consent shown...) or ``not-them``
-    (the face is not this person). Remove and keep stand while the item's facts are unchanged;
-    not-them while the face is (who someone is does not change with a consent). A face ruled
-    not them then clears that look-alike elsewhere: the person's other items are decided
-    again, and those nearer it than the person go by the rules' look_alike condition.
+    (the face is not this person: only for a possible match). Remove and keep stand while the
+    item's facts are unchanged; not-them while the face is, and is only a possible match (who
+    someone is does not change with a consent). The face ruled not them then clears that
+    look-alike elsewhere: the person's other items are decided again, and those nearer it than
+    the person go by the rules' look_alike condition.
     """
     if verdict not in VERDICTS:
         raise ActionError(f"the verdict is one of {', '.join(VERDICTS)}")
@@ -28,9 +29,14 @@ def decide(session: Session, item: str, verdict: str, reviewer: str, note: str |
     actor = f"reviewer:{reviewer}"
     decider = session.decider(actor)
     match, facts = decider.item_facts(decision.path, decision.face_id)
+    if verdict == "not-them" and facts.match != "possible":
+        # A confident match held for a person (an unchecked opt-out, news, a public figure...) is not
+        # ruled out for good: if it is someone else, keep it; it comes back when the facts change.
+        raise ActionError(f"item {item} is a confident match of {facts.person} (distance {facts.distance:.3f}): "
+                          "'not them' is for possible matches; keep it if it is someone else")
     with store.write():
         store.decisions.set_review(Review(decision.path, decision.person_id, verdict, reviewer, note,
-                                          verdict_sha256(verdict, facts)))
+                                          verdict_sha256(verdict, facts, match.face_id)))
         store.audit.append([NewAuditEntry(actor, "review", f"item:{item}", old="review", new=VERDICTS[verdict][0],
                                           rule="reviewer", detail=_detail(verdict, note), about=decision.person_id)])
         if verdict == "not-them":

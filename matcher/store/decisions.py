@@ -127,7 +127,7 @@ class Decisions:
         items = []
         for row in self.db.query(
             "SELECT d.item, d.path, d.person_id, d.rule, d.reason, p.name, m.distance, fa.top, fa.right, fa.bottom, "
-            "fa.left, fa.sha256 FROM decisions d JOIN people p ON p.id = d.person_id "
+            "fa.left, fa.sha256, fa.frame_time FROM decisions d JOIN people p ON p.id = d.person_id "
             "JOIN matches m ON m.face_id = d.face_id JOIN faces fa ON fa.id = d.face_id "
             f"WHERE d.action = 'review' {where} ORDER BY d.path, p.name",
             params,
@@ -139,7 +139,7 @@ class Decisions:
             items.append(PendingReview(
                 id=row["item"], path=row["path"], person=row["name"], distance=round(row["distance"], 4),
                 box=[row["top"], row["right"], row["bottom"], row["left"]], frame_times=times,
-                rule=row["rule"], reason=row["reason"]))
+                rule=row["rule"], reason=row["reason"], frame_time=row["frame_time"]))
         return items
 
     # -- reviews and the flood guard ------------------------------------------------------------
@@ -159,20 +159,14 @@ class Decisions:
                 [review.path, review.person_id, review.verdict, review.reviewer, review.note, review.facts_sha256,
                  self.db.now()])
 
-    def ruled_out(self) -> list[tuple[int, str, np.ndarray]]:
-        """``(person id, media sha256, embedding)`` of each face a reviewer ruled is not the person it
-        matched (a "not them" verdict on the item: every face of the person's in that file)."""
-        return [(row["person_id"], row["sha256"], from_blob(row["embedding"])) for row in self.db.query(
-            "SELECT r.person_id, fa.sha256, fa.embedding FROM reviews r JOIN files f ON f.path = r.path "
-            "JOIN faces fa ON fa.sha256 = f.sha256 JOIN matches m ON m.face_id = fa.id AND m.person_id = r.person_id "
-            "WHERE r.verdict = 'not-them' AND fa.embedding IS NOT NULL ORDER BY fa.id")]
-
-    def matched_faces(self, person_ids: list[int]) -> list[tuple[int, str, np.ndarray, float]]:
-        """``(person id, media sha256, embedding, distance)`` of every face matched to these people."""
-        return [(row["person_id"], row["sha256"], from_blob(row["embedding"]), row["distance"])
-                for row in self.db.query_in(
-                    "SELECT m.person_id, fa.sha256, fa.embedding, m.distance FROM matches m JOIN faces fa "
-                    "ON fa.id = m.face_id WHERE fa.embedding IS NOT NULL AND m.person_id IN ({})", person_ids)]
+    def ruled_out(self) -> list[tuple[int, np.ndarray, tuple[int, float | None, float | None, bool]]]:
+        """``(person id, embedding, quality measures)`` of each face a reviewer ruled is not the person
+        it matched: the face each "not them" verdict was given on (the item's decided face)."""
+        return [(row["person_id"], from_blob(row["embedding"]), face_measures(row["quality"], row["left"], row["right"]))
+                for row in self.db.query(
+                    "SELECT r.person_id, fa.embedding, fa.quality, fa.left, fa.right FROM reviews r "
+                    "JOIN decisions d ON d.path = r.path AND d.person_id = r.person_id JOIN faces fa ON fa.id = d.face_id "
+                    "WHERE r.verdict = 'not-them' AND fa.embedding IS NOT NULL ORDER BY fa.id")]
 
     def delete_review(self, path: str, person_id: int) -> None:
         with self.db.write():

@@ -42,7 +42,7 @@ def review_queue(request: Request, reviewer: str = Depends(signed_in_as("reviewe
     entries = {entry["path"]: entry for entry in media_reports(records.store, paths=sorted({i["path"] for i in items}))}
     for item in items:
         entry = entries.get(item["path"])
-        shown = item["frame_times"][0] if item["frame_times"] else None
+        shown = item["frame_time"]  # in a video, the frame of the face the item was decided on
         # Only scanned files (absolute paths) are read for a picture: an API upload's
         # label is an id the platform chose, never a path to open on this server.
         readable = entry is not None and os.path.isabs(item["path"])

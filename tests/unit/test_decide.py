@@ -84,16 +84,32 @@ def test_a_verdict_stands_while_its_facts_hold_and_expires_when_they_change():
 def test_a_not_them_verdict_stands_while_the_face_does_and_a_look_alike_elsewhere_moves_no_verdict():
     fact = match(distance=0.58)
     facts = snapshot().facts(fact)
-    review = Review("/m/a.jpg", 1, "not-them", "rosa", None, verdict_sha256("not-them", facts))
+    review = Review("/m/a.jpg", 1, "not-them", "rosa", None, verdict_sha256("not-them", facts, fact.face_id))
     consented = snapshot([Consent(1, 1, None, "bob", None, "t")])
     kept = decide_items(consented, [fact], {}, {("/m/a.jpg", 1): review}, "system", "now")
     assert (kept.decisions[0].action, kept.decisions[0].rule, kept.expired_reviews) == ("allow", "reviewer", [])
     assert kept.decisions[0].reason == "not them (a look-alike) decided by reviewer rosa"
-    moved = decide_items(snapshot(), [match(distance=0.59)], {}, {("/m/a.jpg", 1): review}, "system", "now")
-    assert moved.expired_reviews == [("/m/a.jpg", 1)]  # another face: the verdict was not about it
+    assert decide_items(snapshot(), [match(distance=0.59)], {}, {("/m/a.jpg", 1): review}, "system",
+                        "now").expired_reviews == []  # the same face, re-matched a little farther
+    for changed in (match(face_id=2, distance=0.58), match(distance=0.40)):  # a rescan; now a confident match
+        assert decide_items(snapshot(), [changed], {}, {("/m/a.jpg", 1): review}, "system",
+                            "now").expired_reviews == [("/m/a.jpg", 1)]
     # A remove verdict, then a face elsewhere ruled not her lies near this one: the verdict on this item stands.
-    near_ruled = snapshot().facts(replace(fact, ruled_out=0.3))
+    near_ruled = snapshot().facts(replace(fact, ruled_out_distance=0.3))
     assert near_ruled.look_alike and facts_sha256(near_ruled) == facts_sha256(facts)
+
+
+def test_a_look_alike_is_tested_within_the_faces_own_band():
+    def facts(distance, ruled_out_distance, **quality):
+        return snapshot().facts(MatchFact("/m/a.jpg", "sha-a", "bob", (), 1, 1, 1, distance,
+                                          ruled_out_distance=ruled_out_distance, **quality))
+
+    clear = dict(face_width=120, sharpness=80.0, brightness=130.0)
+    assert facts(0.60, 0.49, **clear).look_alike
+    assert not facts(0.60, 0.49, **{**clear, "brightness": 20.0}).look_alike  # band dark: within 0.48 only
+    assert facts(0.60, 0.47, **{**clear, "brightness": 20.0}).look_alike
+    assert not facts(0.50, 0.10, **clear, frontal=False).look_alike  # band not-frontal trusts no match: never
+    assert not facts(0.45, 0.47, **clear).look_alike  # nearer the person than the ruled face
 
 
 def test_the_faces_quality_and_the_persons_own_thresholds_set_the_match():

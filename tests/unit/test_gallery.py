@@ -45,20 +45,11 @@ def test_a_gallery_of_some_people_gives_their_columns_of_the_whole():
     assert len(whole.of_people([9])) == 0 and whole.of_people([9]).distances(faces).shape == (10, 0)
 
 
-def test_ruled_out_faces_are_compared_in_other_media_only_and_join_one_step():
+def test_a_ruled_out_face_vouches_within_its_own_limit_and_for_its_own_person():
     ruled = np.zeros(4, np.float32)
-    step = np.array([0.4, 0, 0, 0], np.float32)
-
-    def look_alike(distance, nearest):
-        return nearest is not None and nearest <= 0.5 and nearest < distance
-
-    faces = RuledOut.build([(1, "a", ruled)],
-                           [(1, "b", step, 0.6), (1, "c", 2 * step, 0.6), (1, "d", step, 0.3), (2, "e", step, 0.6)],
-                           look_alike)
-    assert 1 in faces and 2 not in faces  # nobody ruled a face not person 2
-    assert faces.nearest(1, "a", ruled) == pytest.approx(0.4, abs=1e-3)  # not its own media: b, which joined (0.4 from it)
-    assert faces.nearest(1, "x", 2.5 * step) == pytest.approx(0.6, abs=1e-3)  # c (0.8 from the ruled face) never joined: one step only
-    assert faces.nearest(1, "x", 0.5 * step) == pytest.approx(0.2, abs=1e-3)  # nor d, nearer the person than the ruled face
-    assert faces.nearest(2, "x", ruled) is None
-    only_ruled = RuledOut.build([(1, "a", ruled)])
-    assert only_ruled.nearest(1, "a", ruled) is None
+    step = np.array([0.1, 0, 0, 0], np.float32)
+    faces = RuledOut.build([(1, ruled, 0.5), (1, 10 * step, 0.3), (3, ruled, 0.0)])
+    assert 1 in faces and 2 not in faces and 3 not in faces  # limit 0: a face seen too poorly vouches for nothing
+    assert faces.nearest(1, np.stack([4 * step, 8 * step, 6 * step])) == [
+        pytest.approx(0.4, abs=1e-3), pytest.approx(0.2, abs=1e-3), None]  # 0.6 and 0.4: beyond each limit
+    assert faces.nearest(2, np.stack([ruled])) == [None]

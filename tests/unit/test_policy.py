@@ -88,14 +88,15 @@ def test_a_minimal_rules_file_loads():
 
 def test_a_look_alike_is_within_the_threshold_of_a_face_ruled_not_them_and_nearer_it():
     assert parse_policy(GOOD, "rules.toml").look_alike is None  # no threshold: never a look-alike
-    policy = parse_policy(GOOD.replace(b"match = 0.5", b"match = 0.5\nlook_alike = 0.5"), "rules.toml")
-    assert policy.look_alike == 0.5
-    assert policy.is_look_alike(0.60, 0.45)
-    assert policy.is_look_alike(0.60, 0.50)
-    assert not policy.is_look_alike(0.60, 0.51)  # beyond the threshold
-    assert not policy.is_look_alike(0.40, 0.45)  # nearer the person than the ruled face
-    assert not policy.is_look_alike(0.60, None)  # no face ruled
-    assert not parse_policy(GOOD, "rules.toml").is_look_alike(0.60, 0.1)
+    assert not parse_policy(GOOD, "rules.toml").is_look_alike(0.60, 0.1, 0.5)
+    policy = parse_policy(GOOD.replace(b"match = 0.5", b"match = 0.5\nlook_alike = 0.45"), "rules.toml")
+    assert policy.look_alike == 0.45
+    assert policy.is_look_alike(0.60, 0.45, 0.5)
+    assert not policy.is_look_alike(0.60, 0.46, 0.5)  # beyond the threshold
+    assert not policy.is_look_alike(0.40, 0.42, 0.5)  # nearer the person than the ruled face
+    assert not policy.is_look_alike(0.60, None, 0.5)  # no face ruled
+    assert not policy.is_look_alike(0.60, 0.44, 0.43)  # beyond what the face's band trusts
+    assert not policy.is_look_alike(0.60, 0.01, 0.0)  # a band that trusts no match never clears one
 
 
 @pytest.mark.parametrize(
@@ -113,6 +114,7 @@ def test_a_look_alike_is_within_the_threshold_of_a_face_ruled_not_them_and_neare
         (b"match = 0.5", b'match = "close"', 3, "must be a number"),
         (b"match = 0.5", b"match = 0.5\nlook_alike = 2.5", 4, "thresholds.look_alike must be a face distance"),
         (b"match = 0.5", b"match = 0.5\nlook_alike = true", 4, "thresholds.look_alike must be a face distance"),
+        (b"match = 0.5", b"match = 0.5\nlook_alike = 0.52", 4, "must not be above thresholds.match"),
         (b'when = { match = "possible" }', b'when = { look_alike = "yes" }', 8, "look_alike must be true or false"),
     ],
 )
