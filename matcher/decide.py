@@ -177,6 +177,9 @@ def decide_items(snapshot: Snapshot, matches: list[MatchFact], old: dict[tuple[s
     for key, before in old.items():
         if key not in strongest:  # the person is no longer seen there (a rescan, a new closer match)
             outcome.audit.append(_change(actor, before.item or item_id(*key), key, before, None, policy.sha256))
+    for key, review in reviews.items():
+        if key not in strongest and review.verdict == "not-them":  # its face is no longer decided on: no evidence
+            outcome.expired_reviews.append(key)
     for path, person_id in outcome.expired_reviews:
         outcome.audit.append(NewAuditEntry(actor, "review-expired", f"item:{item_id(path, person_id)}",
                                            detail="the facts the reviewer decided on have changed"))

@@ -61,8 +61,8 @@ class Facts:
     sharpness: float | None = None  # its sharpness and brightness (None for faces stored before they were measured)
     brightness: float | None = None
     band: str | None = None  # the quality band that set the thresholds (None: the general ones)
-    # The face is nearer a face (in another file) that a reviewer ruled is not this person than
-    # it is to the person, and within thresholds.look_alike of it: that look-alike again.
+    # The face is nearer a face a reviewer ruled is not this person than it is to the person, and
+    # within thresholds.look_alike of it (and of what both faces' bands trust): that look-alike again.
     look_alike: bool = False
 
 

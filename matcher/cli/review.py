@@ -35,10 +35,10 @@ def review_list(app: App, name: str | None, as_json: bool) -> None:
 @review.command("decide")
 @click.argument("item")
 @click.option("--remove", "verdict", flag_value="remove", help="The media must be removed.")
-@click.option("--keep", "verdict", flag_value="keep", help="The media may stay (it is the person).")
+@click.option("--keep", "verdict", flag_value="keep", help="The media may stay.")
 @click.option("--not-them", "verdict", flag_value="not-them",
-              help="The face is not this person (a look-alike): the media stays, and faces nearer this one "
-                   "than the person are not taken for them again.")
+              help="Possible matches only: the face is not this person (a look-alike); the media stays, and "
+                   "faces that are this look-alike again are not queued for them.")
 @click.option("--reviewer", required=True, help="Who decides (recorded in the audit trail).")
 @click.option("--note", help="Why, in a few words.")
 @json_option

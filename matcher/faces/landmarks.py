@@ -23,7 +23,8 @@ CHIP_PADDING = 0.25  # dlib's compute_face_descriptor's
 # ones 0.00-0.08 (medians 0.01-0.02; 3 of 296 clean or dim faces above 0.08). Fine texture in
 # a sharp, well-lit face reads as grain too, hence the darkness gate: a chip whose middle is
 # under 50 of 255 had a face under 56 by the scan's own measure (the band `dark` is under 60)
-# in all 258 such faces, so a smoothed face is always judged by the band dark's thresholds.
+# in all 258 such faces measured, so a smoothed face is judged by the band dark's thresholds
+# (measured, with a margin; the two measures are not the same crop).
 NOISE_TO_CONTRAST = 0.08
 DARK_CHIP = 50
 

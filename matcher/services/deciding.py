@@ -13,9 +13,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from matcher.decide import Snapshot, decide_items, own_limits
+from matcher.decide import Snapshot, decide_items, item_id, own_limits
 from matcher.gallery import Assignment, Gallery, RuledOut, assign
-from matcher.model import MatchFact, ObservedFace
+from matcher.model import MatchFact, NewAuditEntry, ObservedFace
 from matcher.policy import Facts, Policy
 from matcher.store import Store
 
@@ -50,6 +50,7 @@ class Decider:
     def _load_ruled_out(self) -> None:
         """The faces reviewers ruled not them, each vouching within its own band's look-alike limit."""
         policy = self.policy
+        self.ruled_out_version = self.store.decisions.ruled_out_version()  # read first: a change after it is seen
         self.ruled_out = RuledOut.build([(person_id, embedding, policy.look_alike_limit(policy.limits(*quality).match))
                                          for person_id, embedding, quality in self.store.decisions.ruled_out()])
 
@@ -57,6 +58,8 @@ class Decider:
         """Inside a write: hold the facts steady, and take them anew if they changed since loaded."""
         if self.store.audit.hold_facts() != self.facts_version:
             self._load()
+        elif self.store.decisions.ruled_out_version() != self.ruled_out_version:  # a "not them" ended elsewhere
+            self._load_ruled_out()
 
     @property
     def people(self):
@@ -173,18 +176,43 @@ class Decider:
         decisions = self.store.decisions
         with self.store.write():
             self._hold_current_facts()
-            matches = self._with_ruled_out(decisions.match_facts(sha256s))
+            matches, old = decisions.match_facts(sha256s), decisions.of_media(sha256s)
             reviews = decisions.reviews_of_media(sha256s)
-            outcome = decide_items(self.snapshot, matches, decisions.of_media(sha256s), reviews, self.actor,
+            outcome = decide_items(self.snapshot, self._with_ruled_out(matches), old, reviews, self.actor,
                                    self.store.database.now())
             for path, person_id in outcome.expired_reviews:
                 decisions.delete_review(path, person_id)
-            decisions.replace(sha256s, outcome.decisions)
-            self.store.audit.append(outcome.audit)
-            # A "not them" that ended no longer clears that look-alike: the items it cleared are decided again.
             ended = sorted({person_id for path, person_id in outcome.expired_reviews
                             if reviews[(path, person_id)].verdict == "not-them"})
-            if ended:
-                self._load_ruled_out()
-                for person_id in ended:
-                    self.redecide_person(person_id)
+            if ended:  # their faces no longer clear anything: decided again without them before anything is written
+                self._end_not_them_evidence()
+                again = decide_items(self.snapshot, self._with_ruled_out(matches), old,
+                                     {key: review for key, review in reviews.items()
+                                      if key not in outcome.expired_reviews}, self.actor, self.store.database.now())
+                again.audit += [entry for entry in outcome.audit if entry.event == "review-expired"]
+                outcome = again
+            decisions.replace(sha256s, outcome.decisions)
+            self.store.audit.append(outcome.audit)
+            for person_id in ended:  # and so are the items of theirs those verdicts cleared elsewhere
+                self.redecide_person(person_id)
+
+    def end_orphaned_not_them(self) -> None:
+        """End the "not them" verdicts whose file is gone (a scan no longer saw it), and decide again
+        what they cleared."""
+        with self.store.write():
+            orphans = self.store.decisions.orphaned_not_them()
+            if not orphans:
+                return
+            for path, person_id in orphans:
+                self.store.decisions.delete_review(path, person_id)
+            self.store.audit.append([NewAuditEntry(self.actor, "review-expired", f"item:{item_id(path, person_id)}",
+                                                   detail="the file the reviewer decided on is gone")
+                                     for path, person_id in orphans])
+            self._end_not_them_evidence()
+            for person_id in sorted({person_id for _, person_id in orphans}):
+                self.redecide_person(person_id)
+
+    def _end_not_them_evidence(self) -> None:
+        """Inside a write, after ending "not them" verdicts: every Decider takes the evidence anew."""
+        self.store.decisions.bump_ruled_out_version()
+        self._load_ruled_out()

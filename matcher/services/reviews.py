@@ -33,7 +33,8 @@ def decide(session: Session, item: str, verdict: str, reviewer: str, note: str |
         # A confident match held for a person (an unchecked opt-out, news, a public figure...) is not
         # ruled out for good: if it is someone else, keep it; it comes back when the facts change.
         raise ActionError(f"item {item} is a confident match of {facts.person} (distance {facts.distance:.3f}): "
-                          "'not them' is for possible matches; keep it if it is someone else")
+                          "'not them' is for possible matches; keep it if it may stay (it is reviewed again "
+                          "when the facts change)")
     with store.write():
         store.decisions.set_review(Review(decision.path, decision.person_id, verdict, reviewer, note,
                                           verdict_sha256(verdict, facts, match.face_id)))

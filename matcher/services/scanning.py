@@ -260,6 +260,8 @@ class FolderScan:
         store = self.store
         if not self.summary.interrupted:
             self.summary.gone = store.observations.forget_unseen([os.path.abspath(f) for f in folders], self.number)
+            if self.summary.gone:
+                self.decider.end_orphaned_not_them()  # a look-alike ruled in a file now gone clears no more
         store.observations.pack_blocks()  # so that the next enrollment's retroactive matching reads them fast
         calibration.after_scan(self.session, "system")  # the background grew: hubs may show now
 

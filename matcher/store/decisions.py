@@ -168,6 +168,20 @@ class Decisions:
                     "JOIN decisions d ON d.path = r.path AND d.person_id = r.person_id JOIN faces fa ON fa.id = d.face_id "
                     "WHERE r.verdict = 'not-them' AND fa.embedding IS NOT NULL ORDER BY fa.id")]
 
+    def orphaned_not_them(self) -> list[tuple[str, int]]:
+        """``(path, person id)`` of the "not them" verdicts whose item is no longer decided on (its file
+        dropped by a scan that no longer saw it): their face is no evidence any more."""
+        return [(row["path"], row["person_id"]) for row in self.db.query(
+            "SELECT r.path, r.person_id FROM reviews r LEFT JOIN decisions d ON d.path = r.path "
+            "AND d.person_id = r.person_id WHERE r.verdict = 'not-them' AND d.path IS NULL")]
+
+    def ruled_out_version(self) -> int:
+        """Counts the "not them" verdicts that ended (a new one is a change of the facts already)."""
+        return int(self.db.get_meta("ruled_out_version") or 0)
+
+    def bump_ruled_out_version(self) -> None:
+        self.db.increment_meta("ruled_out_version")
+
     def delete_review(self, path: str, person_id: int) -> None:
         with self.db.write():
             self.db.execute("DELETE FROM reviews WHERE path = ? AND person_id = ?", [path, person_id])

@@ -379,3 +379,9 @@ def test_a_look_alike_ruled_not_them_is_cleared_when_the_photo_comes_again(cli, 
     assert "a reviewer ruled is not Gerhard Schroeder" in report["chirac-grey.jpg"]["matches"][0]["reason"]
     own = [decision for name, (decision, _) in rules.items() if name.startswith("Gerhard_Schroeder")]
     assert own == ["remove"] * 8
+
+    # The ruled photo is taken down: its face is gone, so is what it cleared; the reposts come back.
+    (uploads / "chirac.jpg").unlink()
+    assert cli.json("scan", "--follow-links", uploads)["gone"] == 1
+    assert sorted(os.path.basename(item["path"]) for item in cli.json("review", "list")) == [
+        "chirac-grey.jpg", "chirac-small.jpg"]

@@ -38,8 +38,8 @@ def around(distance, degrees):
     return (ANN + distance * (np.cos(angle) * U + np.sin(angle) * W)).astype(np.float32)
 
 
-def face(embedding, frame_time=None):
-    return ObservedFace(Box(0, 100, 100, 0), embedding, frame_time, FaceQuality(100, 80.0, 130.0, 40.0, True))
+def face(embedding, frame_time=None, brightness=130.0):
+    return ObservedFace(Box(0, 100, 100, 0), embedding, frame_time, FaceQuality(100, 80.0, brightness, 40.0, True))
 
 
 def upload(session, name, *faces, sha256=None, kind="image"):
@@ -113,6 +113,34 @@ def test_a_verdict_that_ends_takes_its_clearing_with_it(db):
     after = decided(db)
     assert after["stranger.jpg"] == ("remove", "no-consent")
     assert after["stranger-again.jpg"] == ("review", "possible-match")  # no longer cleared
+
+
+def test_a_verdict_whose_face_is_gone_takes_its_clearing_with_it_once(db):
+    """The ruled file changed (its new content shows no one): the verdict's face is gone, so what it
+    cleared is queued again, and the audit trail says so once, without a detour."""
+    with open_session(db, load_policy(), engine=ENGINE) as session:
+        enroll_ann(session)
+        upload(session, "stranger.jpg", face(around(0.60, 0)))
+        upload(session, "stranger-again.jpg", face(around(0.60, 40)))
+        rule_not_them(session, "stranger.jpg")
+        assert queued(session) == []
+        upload(session, "stranger.jpg", sha256="sha-stranger-edited")  # the same path, no face now
+        assert queued(session) == ["stranger-again.jpg"]
+        trail = session.store.audit.entries()
+    assert sum(entry.event == "review-expired" for entry in trail) == 1
+    changes = [(entry.old, entry.new, entry.rule) for entry in trail
+               if entry.event == "decision" and "stranger-again" in (entry.detail or "")]
+    assert changes[-2:] == [("review", "allow", "look-alike-cleared"), ("allow", "review", "possible-match")]
+
+
+def test_a_dark_ruled_face_vouches_only_within_its_bands_match(db):
+    with open_session(db, load_policy(), engine=ENGINE) as session:
+        enroll_ann(session)
+        upload(session, "dark-stranger.jpg", face(around(0.60, 0), brightness=20.0))  # band dark: match 0.48
+        rule_not_them(session, "dark-stranger.jpg")
+        upload(session, "within.jpg", face(around(0.60, 45)))  # 0.459 from the ruled face
+        upload(session, "beyond.jpg", face(around(0.60, 48.5)))  # 0.493: within 0.50, not 0.48
+        assert queued(session) == ["beyond.jpg"]
 
 
 def test_not_them_is_for_possible_matches_only(db):
