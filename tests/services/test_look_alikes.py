@@ -99,13 +99,17 @@ def test_a_face_ruled_not_them_clears_that_look_alike_and_nothing_of_theirs(db):
         assert decided(db)["stranger-again.jpg"] == ("allow", "look-alike-cleared")
 
 
+def stranger_ruled_and_the_look_alike_cleared(session):
+    enroll_ann(session)
+    upload(session, "stranger.jpg", face(around(0.60, 0)))
+    upload(session, "stranger-again.jpg", face(around(0.60, 40)))  # 0.41 from the ruled face
+    rule_not_them(session, "stranger.jpg")
+    assert queued(session) == []
+
+
 def test_a_verdict_that_ends_takes_its_clearing_with_it(db):
     with open_session(db, load_policy(), engine=ENGINE) as session:
-        enroll_ann(session)
-        upload(session, "stranger.jpg", face(around(0.60, 0)))
-        upload(session, "stranger-again.jpg", face(around(0.60, 40)))
-        rule_not_them(session, "stranger.jpg")
-        assert queued(session) == []
+        stranger_ruled_and_the_look_alike_cleared(session)
         # A new reference of hers (0.43 from the first), 0.35 from the ruled face and 0.65 from the
         # other: the ruled face is now a confident match of hers, which "not them" does not outlive.
         second = (ANN + 0.35 * U - 0.25 * W).astype(np.float32)
@@ -119,11 +123,7 @@ def test_a_verdict_whose_face_is_gone_takes_its_clearing_with_it_once(db):
     """The ruled file changed (its new content shows no one): the verdict's face is gone, so what it
     cleared is queued again, and the audit trail says so once, without a detour."""
     with open_session(db, load_policy(), engine=ENGINE) as session:
-        enroll_ann(session)
-        upload(session, "stranger.jpg", face(around(0.60, 0)))
-        upload(session, "stranger-again.jpg", face(around(0.60, 40)))
-        rule_not_them(session, "stranger.jpg")
-        assert queued(session) == []
+        stranger_ruled_and_the_look_alike_cleared(session)
         upload(session, "stranger.jpg", sha256="sha-stranger-edited")  # the same path, no face now
         assert queued(session) == ["stranger-again.jpg"]
         trail = session.store.audit.entries()
