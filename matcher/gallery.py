@@ -12,6 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) Euclidean distances, from one matrix product."""
+    squared = np.einsum("ij,ij->i", a, a)[:, None] + np.einsum("ij,ij->i", b, b)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
 @dataclass
 class Gallery:
     """Reference embeddings of every enrolled person, grouped by person.
@@ -56,13 +62,7 @@ class Gallery:
         faces = np.asarray(faces, dtype=np.float32).reshape(-1, self.embeddings.shape[1])
         if len(self) == 0 or len(faces) == 0:
             return np.empty((len(faces), len(self)), np.float32)
-        squared = (
-            np.einsum("ij,ij->i", faces, faces)[:, None]
-            + np.einsum("ij,ij->i", self.embeddings, self.embeddings)[None, :]
-            - 2.0 * faces @ self.embeddings.T
-        )
-        per_reference = np.sqrt(np.maximum(squared, 0.0))
-        return np.minimum.reduceat(per_reference, self.starts, axis=1)
+        return np.minimum.reduceat(pairwise_distances(faces, self.embeddings), self.starts, axis=1)
 
 
 @dataclass(frozen=True)
@@ -132,9 +132,7 @@ class RuledOut:
         if person_id not in self.by_person or not len(embeddings):
             return [None] * len(embeddings)
         ruled, limits = self.by_person[person_id]
-        distances = np.sqrt(np.maximum(np.einsum("ij,ij->i", embeddings, embeddings)[:, None]
-                                       + np.einsum("ij,ij->i", ruled, ruled)[None, :]
-                                       - 2.0 * embeddings @ ruled.T, 0.0))
+        distances = pairwise_distances(embeddings, ruled)
         distances[distances > limits[None, :]] = np.inf
         nearest = distances.min(axis=1)
         return [None if np.isinf(value) else float(value) for value in nearest]

@@ -1,11 +1,11 @@
 """dlib's 128-d ResNet face descriptor run by dlib itself: the reference runtime.
 
 The same computation as face_recognition's ``face_encodings`` (a test checks
-equality) on upright faces that are not dark and grainy (those two are embedded from the
-chips every runtime embeds: turned upright, smoothed), but the models load lazily, once per process, without the side
-effects of ``import face_recognition`` (``quit()`` when models are missing,
-``ImageFile.LOAD_TRUNCATED_IMAGES`` flipped globally, all models loaded at
-import). Scans use :mod:`matcher.faces.onnx_resnet`, the same network ten
+equality) on upright faces that are not dark and grainy (those are embedded from the
+chips every runtime embeds: turned upright, smoothed), but the models load lazily,
+once per process, without the side effects of ``import face_recognition``
+(``quit()`` when models are missing, ``ImageFile.LOAD_TRUNCATED_IMAGES`` flipped
+globally, all models loaded at import). Scans use :mod:`matcher.faces.onnx_resnet`, the same network ten
 times cheaper; this one stays as the reference, and for ``--jitter``.
 """
 
