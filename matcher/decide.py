@@ -54,6 +54,14 @@ VERDICTS = {  # a reviewer's verdict: the action it takes, and how the decision'
 }
 
 
+def shown_version(face_id: int, distance: float, rule: str, reason: str) -> str:
+    """What the review queue showed of an item: the face, its distance, the rule and the reason.
+    A verdict given on what was shown is refused once the item has been decided again on something
+    else (another face after a rescan, a new reference, another rule): the item id stays the same."""
+    shown = json.dumps([face_id, round(distance, 4), rule, reason])
+    return hashlib.sha256(shown.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+
+
 def not_them_sha256(facts: Facts, face_id: int) -> str:
     """What a "not them" verdict was given on: this face of the file, the person, and that it was
     only a possible match (who a face shows does not change with a consent, an opt-in or a flood

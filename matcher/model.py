@@ -230,6 +230,7 @@ class PendingReview:
     rule: str
     reason: str
     frame_time: float | None = None  # in a video: the frame of the face decided on (``box``)
+    version: str = ""  # what was shown (decide.shown_version): a verdict on it is refused once it changed
 
 
 # -- the report's view of stored facts --------------------------------------------------------

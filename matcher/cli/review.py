@@ -28,7 +28,7 @@ def review_list(app: App, name: str | None, as_json: bool) -> None:
     for item in items:
         seen = f" at {', '.join(f'{t:g}s' for t in item.frame_times)}" if item.frame_times else ""
         lines.append(f"{item.id}  {printable(item.path)}\n    {printable(item.person)} d={item.distance:.3f} "
-                     f"box={item.box}{seen} [{item.rule}]: {printable(item.reason)}")
+                     f"box={item.box}{seen} [{item.rule}]: {printable(item.reason)}\n    version {item.version}")
     emit([asdict(item) for item in items], as_json, "\n".join(lines) or "nothing waiting for review")
 
 
@@ -41,19 +41,23 @@ def review_list(app: App, name: str | None, as_json: bool) -> None:
                    "faces that are this look-alike again are not queued for them.")
 @click.option("--reviewer", required=True, help="Who decides (recorded in the audit trail).")
 @click.option("--note", help="Why, in a few words.")
+@click.option("--seen", metavar="VERSION",
+              help="The item's version in `review list`: refused if the item was decided again since.")
 @json_option
 @pass_app
-def review_decide(app: App, item: str, verdict: str | None, reviewer: str, note: str | None, as_json: bool) -> None:
+def review_decide(app: App, item: str, verdict: str | None, reviewer: str, note: str | None, seen: str | None,
+                  as_json: bool) -> None:
     """Decide ITEM (an id from `review list`): --remove, --keep or --not-them.
 
     The verdict stands until the facts change (a new consent, an opt-in, an
     erasure, another match); then the item is decided by the rules again and,
     if still doubtful, queued again. --not-them stands while the face does.
+    With --seen, the verdict is refused if the item changed since it was listed.
     """
     if verdict is None:
         raise click.UsageError("say --remove, --keep or --not-them")
     try:
-        reviews.decide(app.session, item, verdict, reviewer, note)
+        reviews.decide(app.session, item, verdict, reviewer, note, seen)
     except ActionError as exc:
         raise click.ClickException(str(exc)) from None
     emit({"item": item, "verdict": verdict, "reviewer": reviewer, "note": note}, as_json,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from matcher.decide import VERDICTS, verdict_sha256
+from matcher.decide import VERDICTS, shown_version, verdict_sha256
 from matcher.model import DecisionRecord, NewAuditEntry, PendingReview, Review
 from matcher.services.errors import ActionError
 from matcher.services.session import Session
 
 
-def decide(session: Session, item: str, verdict: str, reviewer: str, note: str | None) -> DecisionRecord:
+def decide(session: Session, item: str, verdict: str, reviewer: str, note: str | None,
+           seen: str | None = None) -> DecisionRecord:
     """A reviewer's verdict on a pending item; the decision it was about.
 
     ``remove``, ``keep`` (the media may stay: public interest, consent shown...) or ``not-them``
@@ -17,6 +18,9 @@ def decide(session: Session, item: str, verdict: str, reviewer: str, note: str |
     someone is does not change with a consent). The face ruled not them then clears that
     look-alike elsewhere: the person's other items are decided again, and those nearer it than
     the person go by the rules' look_alike condition.
+
+    ``seen``: the item's ``version`` in the queue the reviewer decided from; the verdict is refused
+    if the item was decided again since on something else (the item id stays the same).
     """
     if verdict not in VERDICTS:
         raise ActionError(f"the verdict is one of {', '.join(VERDICTS)}")
@@ -29,6 +33,9 @@ def decide(session: Session, item: str, verdict: str, reviewer: str, note: str |
     actor = f"reviewer:{reviewer}"
     decider = session.decider(actor)
     match, facts = decider.item_facts(decision.path, decision.face_id)
+    if seen is not None and seen != shown_version(decision.face_id, match.distance, decision.rule, decision.reason):
+        raise ActionError(f"item {item} was decided again since it was shown (now [{decision.rule}] "
+                          f"{decision.reason}): look at it again")
     if verdict == "not-them" and facts.match != "possible":
         # A confident match held for a person (an unchecked opt-out, news, a public figure...) is not
         # ruled out for good: if it is someone else, keep it; it comes back when the facts change.

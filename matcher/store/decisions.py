@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 
+from matcher.decide import shown_version
 from matcher.model import DecisionRecord, MatchFact, PendingReview, Review
 from matcher.store.core import Database, from_blob, marks, text_path
 
@@ -126,7 +127,7 @@ class Decisions:
             where, params = "AND d.person_id = ?", [person_id]
         items = []
         for row in self.db.query(
-            "SELECT d.item, d.path, d.person_id, d.rule, d.reason, p.name, m.distance, fa.top, fa.right, fa.bottom, "
+            "SELECT d.item, d.path, d.person_id, d.face_id, d.rule, d.reason, p.name, m.distance, fa.top, fa.right, fa.bottom, "
             "fa.left, fa.sha256, fa.frame_time FROM decisions d JOIN people p ON p.id = d.person_id "
             "JOIN matches m ON m.face_id = d.face_id JOIN faces fa ON fa.id = d.face_id "
             f"WHERE d.action = 'review' {where} ORDER BY d.path, p.name",
@@ -139,7 +140,8 @@ class Decisions:
             items.append(PendingReview(
                 id=row["item"], path=row["path"], person=row["name"], distance=round(row["distance"], 4),
                 box=[row["top"], row["right"], row["bottom"], row["left"]], frame_times=times,
-                rule=row["rule"], reason=row["reason"], frame_time=row["frame_time"]))
+                rule=row["rule"], reason=row["reason"], frame_time=row["frame_time"],
+                version=shown_version(row["face_id"], row["distance"], row["rule"], row["reason"])))
         return items
 
     # -- reviews and the flood guard ------------------------------------------------------------

@@ -52,9 +52,10 @@ def review_queue(request: Request, reviewer: str = Depends(signed_in_as("reviewe
 
 @router.post("/review/{item}", dependencies=[Depends(check_csrf)])
 def review_decide(item: str = Path(pattern="^[0-9a-f]{12}$"), verdict: str = Form(...), note: str = Form("", max_length=2000),
+                  seen: str = Form(..., pattern="^[0-9a-f]{12}$"),
                   reviewer: str = Depends(signed_in_as("reviewer")), records: Session = Depends(session)):
     try:
-        reviews.decide(records, item, verdict, reviewer, note.strip() or None)
+        reviews.decide(records, item, verdict, reviewer, note.strip() or None, seen)
     except ActionError as exc:
         raise PageError(409, str(exc)) from None
     return redirect("/review?done=decided")

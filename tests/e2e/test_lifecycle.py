@@ -205,8 +205,11 @@ def test_review_queue_verdict_stands_until_the_facts_change(cli, demo_folder, me
     assert item["path"].endswith("alice-1.jpg") and item["rule"] == "public-interest-context"
     assert len(item["box"]) == 4 and item["distance"] < 0.55
     assert cli("review", "decide", item["id"], "--keep", ok=False).exit_code == 2  # --reviewer is required
+    stale = cli("review", "decide", item["id"], "--keep", "--reviewer", "Rosa", "--seen", "0" * 12, ok=False)
+    assert stale.exit_code == 1 and "decided again since it was shown" in stale.output
 
-    cli("review", "decide", item["id"], "--remove", "--reviewer", "Rosa", "--note", "not news: a private photo")
+    cli("review", "decide", item["id"], "--remove", "--reviewer", "Rosa", "--note", "not news: a private photo",
+        "--seen", item["version"])
     entry = cli.report()["alice-1.jpg"]["matches"][0]
     assert (entry["decision"], entry["rule"]) == ("remove", "reviewer")
     assert "Rosa" in entry["reason"] and "not news" in entry["reason"]

@@ -55,7 +55,7 @@ PERSON_ROUTES = [
     ("POST", "/me/opt-out", {"state": "pause"}),
     ("POST", "/me/erase", {"confirm": "erase"}),
 ]
-REVIEWER_ROUTES = [("GET", "/review", {}), ("POST", "/review/0123456789ab", {"verdict": "remove"})]
+REVIEWER_ROUTES = [("GET", "/review", {}), ("POST", "/review/0123456789ab", {"verdict": "remove", "seen": "0" * 12})]
 
 
 def test_every_page_refuses_a_missing_or_wrong_code(two_people):

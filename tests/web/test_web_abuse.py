@@ -70,13 +70,22 @@ def test_an_unknown_verdict_or_not_them_on_a_confident_match_is_refused(enrolled
     client.post("/review/sign-in", data={"csrf": csrf_token(client), "token": token})
     assert 'value="not-them"' in client.get("/review").text
     [item] = cli.json("review", "list")
-    refused = client.post(f"/review/{item['id']}", data={"csrf": csrf_token(client), "verdict": "delete"})
+    assert f'name="seen" value="{item["version"]}"' in client.get("/review").text
+
+    def verdict(verdict, seen=item["version"]):
+        return client.post(f"/review/{item['id']}", data={"csrf": csrf_token(client), "verdict": verdict,
+                                                         "seen": seen}, follow_redirects=False)
+
+    refused = verdict("delete")
     assert refused.status_code == 409 and "remove, keep, not-them" in refused.text
-    refused = client.post(f"/review/{item['id']}", data={"csrf": csrf_token(client), "verdict": "not-them"})
+    refused = verdict("not-them")
     assert refused.status_code == 409 and "is for possible matches" in refused.text
+    # Decided again since the page was shown (another version): refused, with what it is now.
+    refused = verdict("keep", seen="0" * 12)
+    assert refused.status_code == 409 and "decided again since it was shown" in refused.text
+    assert verdict("keep", seen="").status_code == 400  # a form without what it was given on
     assert [i["id"] for i in cli.json("review", "list")] == [item["id"]]
-    kept = client.post(f"/review/{item['id']}", data={"csrf": csrf_token(client), "verdict": "keep"},
-                       follow_redirects=False)
+    kept = verdict("keep")
     assert kept.status_code == 303 and cli.json("review", "list") == []
 
 
@@ -92,7 +101,7 @@ def test_path_parameters_out_of_range_are_refused_not_crashing(enrolled):
     reviewer = cli.json("reviewer", "add", "dana")["token"]
     client.post("/review/sign-in", data={"csrf": token, "token": reviewer})
     for item in ("not-an-item", "9" * 40):
-        assert client.post(f"/review/{item}", data={"csrf": token, "verdict": "keep"}).status_code == 400
+        assert client.post(f"/review/{item}", data={"csrf": token, "verdict": "keep", "seen": "0" * 12}).status_code == 400
 
 
 def test_wrong_codes_are_limited_per_client_and_a_sign_in_ends_the_earlier_session(enrolled):

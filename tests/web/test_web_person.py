@@ -136,7 +136,8 @@ def test_the_web_app_writes_the_same_audit_entries_as_the_command_line(new_db, d
     reviewer_token = web.json("reviewer", "add", "dana")["token"]
     reviewer.post("/review/sign-in", data={"csrf": csrf_token(reviewer), "token": reviewer_token})
     [item] = web.json("review", "list")
-    reviewer.post(f"/review/{item['id']}", data={"csrf": csrf_token(reviewer), "verdict": "remove", "note": "not news"})
+    reviewer.post(f"/review/{item['id']}", data={"csrf": csrf_token(reviewer), "verdict": "remove", "note": "not news",
+                                                      "seen": item["version"]})
     client.post("/me/erase", data={"csrf": token, "confirm": "erase"})
 
     expected = trail(by_cli)
