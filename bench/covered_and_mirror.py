@@ -8,6 +8,9 @@ On every lfw10 photo (its face found by the scan's engine):
   covered faces the scan finds, how far the embedding moves from the same photo
   uncovered (embedded with the uncovered face's box), and the true / false
   accepts of covered faces against every clean photo but their own;
+- masked references: the clean photos covered by a mask drawn from their own 68 landmarks
+  (jaw to nose bridge, light and dark: another cover than the probes'), as an enrollment
+  could add for covered faces; covered probes against those, and against both;
 - mirror: for probes degraded as `calibrate --bands` degrades them (JPEG 20,
   blur, dark with noise, 60 px), the same rates plain, with the probe averaged
   with its mirror image's embedding, and with the references averaged too.
@@ -20,7 +23,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).parent))
 import conditions  # noqa: E402  (bench/conditions.py: the same cover)
@@ -30,6 +33,22 @@ from matcher.faces import process_engine  # noqa: E402
 from matcher.observe import SCAN_ENGINE  # noqa: E402
 
 PROBES = ("jpeg-20", "blur-2", "dark-noise", "width-60")
+MASK_COLOURS = ((215, 225, 235), (35, 35, 40))
+
+
+def masked(image: Image.Image, box) -> list[Image.Image]:
+    """The photo with a mask over nose and mouth, drawn from the face's own 68 landmarks."""
+    from matcher.faces.landmarks import shape_predictor
+
+    dlib, predictor = shape_predictor("shape_predictor_68_face_landmarks.dat")
+    shape = predictor(np.asarray(image), dlib.rectangle(box.left, box.top, box.right, box.bottom))
+    outline = [(shape.part(i).x, shape.part(i).y) for i in (*range(1, 16), 28)]  # the jaw, then the nose bridge
+    covered = []
+    for colour in MASK_COLOURS:
+        out = image.copy()
+        ImageDraw.Draw(out).polygon(outline, fill=colour)
+        covered.append(out)
+    return covered
 
 
 def main() -> None:
@@ -43,7 +62,7 @@ def main() -> None:
         found = engine.faces(np.ascontiguousarray(rgb))
         return max(found, key=lambda f: f.box.width) if found else None
 
-    owner, clean, clean_mirror, covered_found, covered_boxed = {}, {}, {}, {}, {}
+    owner, clean, clean_mirror, covered_found, covered_boxed, masks = {}, {}, {}, {}, {}, {}
     probes: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {name: {} for name in PROBES}
     for folder in sorted(p for p in (args.faces / "lfw10").iterdir() if p.is_dir()):
         for path in sorted(folder.glob("*.jpg")):
@@ -56,6 +75,7 @@ def main() -> None:
             owner[key], clean[key] = folder.name, face.embedding
             mirrored = largest(rgb[:, ::-1])
             clean_mirror[key] = mirrored.embedding if mirrored else face.embedding
+            masks[key] = [engine.embed(np.ascontiguousarray(np.asarray(m)), [face.box])[0] for m in masked(image, face.box)]
             cover = np.ascontiguousarray(conditions.degrade(image, "covered", rng))
             found = largest(cover)
             if found is not None:
@@ -71,10 +91,11 @@ def main() -> None:
     photos = list(clean)
 
     def rates(title: str, embeddings: dict[str, np.ndarray], references: dict[str, np.ndarray]) -> None:
-        matrix = np.stack([references[p] for p in photos])
+        """Per pair of photos (a photo's references: one embedding, or several, the nearest counts)."""
+        matrix = np.stack([np.reshape(references[p], (-1, engine.dim)) for p in photos])
         same, different = [], []
         for photo, embedding in embeddings.items():
-            for other, distance in zip(photos, np.linalg.norm(matrix - embedding, axis=1)):
+            for other, distance in zip(photos, np.linalg.norm(matrix - embedding, axis=2).min(axis=1)):
                 if other != photo:
                     (same if owner[other] == owner[photo] else different).append(distance)
         same, different = np.array(same), np.array(different)
@@ -86,6 +107,8 @@ def main() -> None:
     rates("clean", clean, clean)
     rates("covered, found by the scan", covered_found, clean)
     rates("covered, the uncovered box", covered_boxed, clean)
+    rates("covered, masked references", covered_found, {p: np.stack(masks[p]) for p in photos})
+    rates("covered, both references", covered_found, {p: np.stack([clean[p], *masks[p]]) for p in photos})
     moved = [float(np.linalg.norm(covered_boxed[p] - clean[p])) for p in photos]
     print(f"covered: moved from the same photo uncovered: median {np.median(moved):.3f}, "
           f"90th percentile {np.quantile(moved, 0.9):.3f}, max {max(moved):.3f}")
