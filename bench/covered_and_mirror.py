@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,7 @@ def main() -> None:
         found = engine.faces(np.ascontiguousarray(rgb))
         return max(found, key=lambda f: f.box.width) if found else None
 
-    owner, clean, clean_mirror, covered_found, covered_boxed, masks = {}, {}, {}, {}, {}, {}
+    owner, clean, clean_mirror, covered_found, covered_boxed, masks, covered_mirror = {}, {}, {}, {}, {}, {}, {}
     probes: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {name: {} for name in PROBES}
     for folder in sorted(p for p in (args.faces / "lfw10").iterdir() if p.is_dir()):
         for path in sorted(folder.glob("*.jpg")):
@@ -80,6 +81,9 @@ def main() -> None:
             found = largest(cover)
             if found is not None:
                 covered_found[key] = found.embedding
+                mirrored_box = replace(found.box, left=cover.shape[1] - found.box.right, right=cover.shape[1] - found.box.left)
+                covered_mirror[key] = (found.embedding + engine.embed(np.ascontiguousarray(cover[:, ::-1]),
+                                                                      [mirrored_box])[0]) / 2
             covered_boxed[key] = engine.embed(cover, [face.box])[0]
             for name in PROBES:
                 seen = np.ascontiguousarray(degrade(rgb, face.box, name, rng))
@@ -109,6 +113,27 @@ def main() -> None:
     rates("covered, the uncovered box", covered_boxed, clean)
     rates("covered, masked references", covered_found, {p: np.stack(masks[p]) for p in photos})
     rates("covered, both references", covered_found, {p: np.stack([clean[p], *masks[p]]) for p in photos})
+
+    def per_person(title: str, embeddings: dict[str, np.ndarray], references: dict[str, np.ndarray]) -> None:
+        """As a scan compares: each probe with each person's nearest other photo; the share of probes
+        found at the distance where 0.1 % / 1 % of (probe, other person) comparisons are accepted."""
+        same, different = [], []
+        for photo, embedding in embeddings.items():
+            nearest: dict[str, float] = {}
+            for other in photos:
+                if other != photo:
+                    distance = float(np.linalg.norm(np.reshape(references[other], (-1, engine.dim)) - embedding, axis=1).min())
+                    nearest[owner[other]] = min(nearest.get(owner[other], 2.0), distance)
+            for person, distance in nearest.items():
+                (same if person == owner[photo] else different).append(distance)
+        same, different = np.array(same), np.array(different)
+        found = [f"at FAR {100 * far:g} % ({np.quantile(different, far):.3f}) {100 * (same <= np.quantile(different, far)).mean():5.1f} %"
+                 for far in (0.001, 0.01)]
+        print(f"{title:40s} per person: found {', '.join(found)}")
+
+    per_person("covered, clean references", covered_found, clean)
+    per_person("covered, masked references", covered_found, {p: np.stack(masks[p]) for p in photos})
+    per_person("covered + mirror, clean references", covered_mirror, clean)
     moved = [float(np.linalg.norm(covered_boxed[p] - clean[p])) for p in photos]
     print(f"covered: moved from the same photo uncovered: median {np.median(moved):.3f}, "
           f"90th percentile {np.quantile(moved, 0.9):.3f}, max {max(moved):.3f}")
