@@ -38,6 +38,15 @@ def upright(rgb: np.ndarray, centre: tuple[float, float], angle: float, side: in
     return crop, cv2.invertAffineTransform(to_crop)
 
 
+def upright_crop(rgb: np.ndarray, box: Box) -> tuple[np.ndarray, Box]:
+    """A crop around a tilted face, turned so it stands upright, and the face's box in it."""
+    half = max(box.width, box.height) / 2
+    side = max(2, round(4 * half))
+    crop, _ = upright(rgb, ((box.left + box.right) / 2, (box.top + box.bottom) / 2), box.angle, side)
+    return np.ascontiguousarray(crop), Box(round(side / 2 - half), round(side / 2 + half), round(side / 2 + half),
+                                           round(side / 2 - half))
+
+
 def box_from_rect(rect, zoom: float, shape: tuple, top: int = 0, left: int = 0) -> Box:
     """A dlib rectangle found on a copy ``zoom`` times the size of the image region at
     (``top``, ``left``), as a box in the image's coordinates, clipped to its ``shape``."""

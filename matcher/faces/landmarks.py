@@ -12,7 +12,7 @@ import functools
 import numpy as np
 
 from matcher.faces.dlib_files import dlib_model
-from matcher.faces.geometry import upright
+from matcher.faces.geometry import upright_crop
 from matcher.faces.resnet_weights import CHIP_SIZE
 from matcher.model import Box
 
@@ -60,7 +60,7 @@ def face_chips(rgb: np.ndarray, boxes: list[Box]) -> np.ndarray:
         chips.update(zip((id(box) for box in upright_boxes), found))
     for box in boxes:
         if box.angle:
-            crop, inside = _upright_crop(rgb, box)
+            crop, inside = upright_crop(rgb, box)
             chips[id(box)] = dlib.get_face_chip(crop, landmarks(crop, [inside])[0], size=CHIP_SIZE,
                                                 padding=CHIP_PADDING)
     return np.stack([_smoothed_if_noisy(np.asarray(chips[id(box)], dtype=np.uint8)) for box in boxes])
@@ -99,12 +99,3 @@ def _smoothed_if_noisy(chip: np.ndarray) -> np.ndarray:
     smoothed = cv2.bilateralFilter(chip, 7, 30, 5).astype(np.float32)
     low, high = np.percentile(smoothed, (1, 99))
     return np.clip((smoothed - low) * (255.0 / max(high - low, 1.0)), 0, 255).astype(np.uint8)
-
-
-def _upright_crop(rgb: np.ndarray, box: Box) -> tuple[np.ndarray, Box]:
-    """A crop around a tilted face, turned so it stands upright, and the face's box in it."""
-    half = max(box.width, box.height) / 2
-    side = max(2, round(4 * half))
-    crop, _ = upright(rgb, ((box.left + box.right) / 2, (box.top + box.bottom) / 2), box.angle, side)
-    return np.ascontiguousarray(crop), Box(round(side / 2 - half), round(side / 2 + half), round(side / 2 + half),
-                                           round(side / 2 - half))
