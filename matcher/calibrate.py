@@ -320,6 +320,7 @@ DEGRADATIONS = ("clean", "width-28", "width-32", "width-40", "width-60", "width-
 # The band layout measured when the rules file gives none (ids, and the limits a face is under).
 DEFAULT_BANDS = (
     ("not-frontal", {"frontal": False}),
+    ("covered", {"lower_texture_below": 0.15}),
     ("unmeasured", {"width_below": 28}),
     ("tiny", {"width_below": 40}),
     ("dark", {"brightness_below": 60}),
@@ -380,7 +381,8 @@ def band_of(quality, layout) -> str:
     """The first band (``(id, limits)``, limits named as the rules' bands name them) that holds the
     face as a scan's rules would (:meth:`matcher.policy.Band.holds`), else "general"."""
     for band, limits in layout:
-        if Band(band, 0.0, 0.0, **limits).holds(quality.width, quality.sharpness, quality.brightness, quality.frontal):
+        if Band(band, 0.0, 0.0, **limits).holds(quality.width, quality.sharpness, quality.brightness, quality.frontal,
+                                                 quality.lower_texture):
             return band
     return "general"
 

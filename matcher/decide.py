@@ -93,11 +93,12 @@ class Snapshot:
     def limits(self, match: MatchFact) -> Limits:
         """The thresholds for this match's face (its band) and person (their own)."""
         return self.policy.limits(match.face_width, match.sharpness, match.brightness, match.frontal,
-                                  person=own_limits(self.people[match.person_id], self.policy))
+                                  match.lower_texture, person=own_limits(self.people[match.person_id], self.policy))
 
     def band_match(self, match: MatchFact) -> float:
         """The match threshold of this face's quality band (the general one outside every band)."""
-        return self.policy.limits(match.face_width, match.sharpness, match.brightness, match.frontal).match
+        return self.policy.limits(match.face_width, match.sharpness, match.brightness, match.frontal,
+                                  match.lower_texture).match
 
     def strength(self, match: MatchFact) -> str | None:
         return self.policy.strength(match.distance, self.limits(match))

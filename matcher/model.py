@@ -127,10 +127,11 @@ class FaceQuality:
     brightness: float  # mean grey level, 0-255
     contrast: float  # standard deviation of the grey levels
     frontal: bool = True  # HOG saw a whole frontal face there (see Box.frontal)
+    lower_texture: float | None = None  # the lower face's fine texture for the upper's: near 0 when covered
 
     def as_dict(self) -> dict:
         return {"width": self.width, "sharpness": self.sharpness, "brightness": self.brightness,
-                "contrast": self.contrast, "frontal": self.frontal}
+                "contrast": self.contrast, "frontal": self.frontal, "lower_texture": self.lower_texture}
 
 
 @dataclass
@@ -181,6 +182,7 @@ class MatchFact:
     sharpness: float | None = None
     brightness: float | None = None
     frontal: bool = True
+    lower_texture: float | None = None
     # Distance to the nearest face a reviewer ruled is not this person, among those close enough
     # to vouch for it (None: none): the same look-alike seen again.
     ruled_out_distance: float | None = None

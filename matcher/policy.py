@@ -24,6 +24,8 @@ STRENGTHS = ("confident", "possible")
 _BOOL_FACTS = ("consent", "self_posted", "public_figure", "opted_out", "flood", "verified", "look_alike")
 REASON_FIELDS = {"person", "distance", "match", "uploader", "context", "rule", "flood_limit", "face_width",
                  "sharpness", "brightness", "band"}
+# What a band of [[thresholds.bands]] may be limited by (besides ``frontal``): a face under every limit given.
+BAND_LIMITS = ("width_below", "sharpness_below", "brightness_below", "lower_texture_below")
 # Conditions on the measured quality of the face decided on: (fact, test).
 _QUALITY_CONDITIONS = {
     "face_width_at_least": ("face_width", lambda fact, limit: fact >= limit),
@@ -78,8 +80,9 @@ class Limits:
 @dataclass(frozen=True)
 class Band:
     """Faces smaller (``width_below``), blurrier (``sharpness_below``), darker
-    (``brightness_below``) than given, or not seen frontally (``frontal = false``), embed less
-    reliably: their own thresholds, measured per band (models/dlib_resnet_v1.md)."""
+    (``brightness_below``) than given, with less texture in the lower face (``lower_texture_below``:
+    covered), or not seen frontally (``frontal = false``), embed less reliably: their own
+    thresholds, measured per band (models/dlib_resnet_v1.md)."""
 
     id: str
     match: float
@@ -88,15 +91,16 @@ class Band:
     sharpness_below: float | None = None
     brightness_below: float | None = None
     frontal: bool | None = None
+    lower_texture_below: float | None = None
 
     def holds(self, face_width: int | None, sharpness: float | None, brightness: float | None = None,
-              frontal: bool = True) -> bool:
+              frontal: bool = True, lower_texture: float | None = None) -> bool:
         """True when the face is below every limit the band gives (an unknown measure is never
         below) and seen frontally or not as the band says."""
         if self.frontal is not None and frontal != self.frontal:
             return False
         for limit, value in ((self.width_below, face_width), (self.sharpness_below, sharpness),
-                             (self.brightness_below, brightness)):
+                             (self.brightness_below, brightness), (self.lower_texture_below, lower_texture)):
             if limit is not None and (value is None or value >= limit):
                 return False
         return True
@@ -163,12 +167,12 @@ class Policy:
     look_alike: float | None = None
 
     def limits(self, face_width: int | None = None, sharpness: float | None = None, brightness: float | None = None,
-               frontal: bool = True, person: Limits | None = None) -> Limits:
+               frontal: bool = True, lower_texture: float | None = None, person: Limits | None = None) -> Limits:
         """The thresholds for a face of this quality, and for a person whose own thresholds are
         tighter (hubs: see matcher.services.calibration): the tightest of the general ones and of
         every band the face is in (a small face that is also dark gets the stricter of the two);
         ``band`` names the band whose match set it (None: the general one)."""
-        holding = [b for b in self.bands if b.holds(face_width, sharpness, brightness, frontal)]
+        holding = [b for b in self.bands if b.holds(face_width, sharpness, brightness, frontal, lower_texture)]
         # Ties on match go to the tighter review (a face not seen frontally that is also tiny is
         # named not-frontal, whatever the order of the file), then to the first of equals.
         tightest = min(holding, key=lambda b: (b.match, b.review), default=None)
@@ -388,7 +392,7 @@ def _bands(tables, general: dict, line_of, fail) -> tuple[Band, ...]:
         if not isinstance(band_id, str) or not band_id or band_id in seen:
             raise fail(line, "each [[thresholds.bands]] needs its own 'id' string")
         seen.add(band_id)
-        criteria = ("width_below", "sharpness_below", "brightness_below")
+        criteria = BAND_LIMITS
         unknown = set(table) - {"id", "match", "review", "frontal", *criteria}
         if unknown:
             raise fail(line, f"band {band_id!r}: unknown key {sorted(unknown)[0]!r}")
@@ -409,7 +413,8 @@ def _bands(tables, general: dict, line_of, fail) -> tuple[Band, ...]:
             raise fail(line, f"band {band_id!r}: needs match <= review, match <= thresholds.match and "
                              "review <= thresholds.review (a band only tightens)")
         bands.append(Band(band_id, float(numbers["match"]), float(numbers["review"]), numbers["width_below"],
-                          numbers["sharpness_below"], numbers["brightness_below"], table.get("frontal")))
+                          numbers["sharpness_below"], numbers["brightness_below"], table.get("frontal"),
+                          numbers["lower_texture_below"]))
     return tuple(bands)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from matcher.faces import FaceEngine
-from matcher.faces.quality import sharpness
+from matcher.faces.quality import covered, sharpness
 from matcher.media import DEFAULT_MAX_PIXELS, MediaError, decode_image, sniff
 from matcher.model import Box, Reference
 
@@ -107,6 +107,10 @@ def quality_problem(rgb: np.ndarray, box: Box) -> str | None:
     score = sharpness(rgb, box)
     if score < MIN_SHARPNESS:
         return f"the face is too blurred (sharpness {score:.1f}, needs at least {MIN_SHARPNESS:g}); use a sharper photo"
+    # A covered reference would draw strangers' covered faces: two covered faces look alike by their
+    # covers (bench/covered_and_mirror.py: stranger pairs within 0.55 rose from 11 to 825 of 8,640).
+    if not box.frontal or covered(rgb, box):
+        return "the face is not seen whole (nose and mouth covered, or the head turned); use a clear, frontal photo"
     return None
 
 

@@ -11,6 +11,7 @@ import click
 from matcher.cli.common import App, emit, json_option, pass_app
 from matcher.faces import DlibSpec, ModelsMissing, process_engine
 from matcher.observe import SCAN_ENGINE
+from matcher.policy import BAND_LIMITS
 
 
 @click.command()
@@ -101,7 +102,7 @@ def _by_band(app: App, labelled: str, output_path: str, as_json: bool) -> None:
         raise click.ClickException(str(exc)) from None
     # Tightest first: a probe is then counted in the band whose thresholds a scan would apply to it.
     layout = [(band.id, {key: getattr(band, key)
-                         for key in ("frontal", "width_below", "sharpness_below", "brightness_below")
+                         for key in ("frontal", *BAND_LIMITS)
                          if getattr(band, key) is not None})
               for band in sorted(app.policy.bands, key=lambda band: band.match)] or list(cal.DEFAULT_BANDS)
     if not as_json and sys.stderr.isatty():

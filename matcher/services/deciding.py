@@ -102,8 +102,8 @@ class Decider:
             frames.setdefault(face.frame_time, []).append(index)
         for indexes in frames.values():
             qualities = [(faces[i].quality.width, faces[i].quality.sharpness, faces[i].quality.brightness,
-                          faces[i].quality.frontal)
-                         if faces[i].quality else (faces[i].box.width, None, None, faces[i].box.frontal)
+                          faces[i].quality.frontal, faces[i].quality.lower_texture)
+                         if faces[i].quality else (faces[i].box.width, None, None, faces[i].box.frontal, None)
                          for i in indexes]
             for result in self._assign(np.stack([faces[i].embedding for i in indexes]), qualities):
                 if result.person_id is not None:

@@ -213,20 +213,24 @@ class Decisions:
 
 
 def _fact(row: dict) -> MatchFact:
-    width, sharpness, brightness, frontal = face_measures(row["quality"], row["left"], row["right"])
+    width, sharpness, brightness, frontal, lower_texture = face_measures(row["quality"], row["left"], row["right"])
     return MatchFact(path=row["path"], sha256=row["sha256"], uploader=row["uploader"],
                      context=tuple(json.loads(row["context"] or "[]")), scanned_in=row["scanned_in"],
                      face_id=row["face_id"], person_id=row["person_id"], distance=row["distance"],
-                     face_width=width, sharpness=sharpness, brightness=brightness, frontal=frontal)
+                     face_width=width, sharpness=sharpness, brightness=brightness, frontal=frontal,
+                     lower_texture=lower_texture)
 
 
-def face_measures(quality: str | None, left: int, right: int) -> tuple[int, float | None, float | None, bool]:
-    """A stored face's width, sharpness, brightness and whether it was seen frontally (faces
-    stored before they were measured: the box's width; before ``frontal`` was: HOG found them all)."""
+def face_measures(quality: str | None, left: int,
+                  right: int) -> tuple[int, float | None, float | None, bool, float | None]:
+    """A stored face's width, sharpness, brightness, whether it was seen frontally, and its lower
+    face's texture (faces stored before they were measured: the box's width; before ``frontal``
+    was: HOG found them all; before ``lower_texture`` was: unknown, never under a limit)."""
     if quality:
         measured = json.loads(quality)
-        return measured["width"], measured.get("sharpness"), measured.get("brightness"), measured.get("frontal", True)
-    return right - left, None, None, True
+        return (measured["width"], measured.get("sharpness"), measured.get("brightness"), measured.get("frontal", True),
+                measured.get("lower_texture"))
+    return right - left, None, None, True, None
 
 
 def _decision(row: dict) -> DecisionRecord:

@@ -29,7 +29,7 @@ class FrameFaces:
     sha256: str
     ids: list[int] = field(default_factory=list)
     vectors: list = field(default_factory=list)
-    qualities: list[tuple[int, float | None, float | None, bool]] = field(default_factory=list)
+    qualities: list[tuple[int, float | None, float | None, bool, float | None]] = field(default_factory=list)
     embeddings: np.ndarray | None = None
 
     def done(self) -> "FrameFaces":

@@ -124,16 +124,18 @@ def test_each_face_keeps_its_measured_quality(db):
 
     store = Store(db)
     obs = observation("/m/a.jpg", "sha-a", [unit(1)])
-    obs.faces[0].quality = FaceQuality(width=64, sharpness=12.5, brightness=40.0, contrast=9.5, frontal=False)
+    obs.faces[0].quality = FaceQuality(width=64, sharpness=12.5, brightness=40.0, contrast=9.5, frontal=False,
+                                       lower_texture=0.12)
     store.observations.record(obs, None, 1)
     store.close()
     with raw(db) as conn:
         [stored] = conn.execute("SELECT quality FROM faces").fetchone()
     assert json.loads(stored) == {"width": 64, "sharpness": 12.5, "brightness": 40.0, "contrast": 9.5,
-                                  "frontal": False}
+                                  "frontal": False, "lower_texture": 0.12}
     from matcher.store.decisions import face_measures
 
-    assert face_measures(stored, 0, 64) == (64, 12.5, 40.0, False)
-    # Faces stored before `frontal` was measured: HOG found them all, so they were seen frontally.
-    assert face_measures('{"width": 64, "sharpness": 12.5, "brightness": 40.0}', 0, 64)[3] is True
-    assert face_measures(None, 10, 74) == (64, None, None, True)
+    assert face_measures(stored, 0, 64) == (64, 12.5, 40.0, False, 0.12)
+    # Faces stored before `frontal` was measured: HOG found them all, so they were seen frontally;
+    # before `lower_texture` was: unknown (never under a band's limit).
+    assert face_measures('{"width": 64, "sharpness": 12.5, "brightness": 40.0}', 0, 64)[3:] == (True, None)
+    assert face_measures(None, 10, 74) == (64, None, None, True, None)

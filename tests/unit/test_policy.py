@@ -251,6 +251,7 @@ id = "dark"''', 1)
         (b'id = "x"\nwidth_below = 50\nmatch = 0.4\nreview = 0.7', "a band only tightens"),
         (b'id = "x"\nwidth_below = 50\nmatch = 0.52\nreview = 0.58', "match <= thresholds.match"),
         (b'id = "x"\nwidth_below = -1\nmatch = 0.4\nreview = 0.5', "width_below must be a number, 0 or more"),
+        (b'id = "x"\nlower_texture_below = "low"\nmatch = 0.0\nreview = 0.5', "lower_texture_below must be a number"),
         (b'id = "x"\nheight_below = 50\nmatch = 0.4\nreview = 0.5', "unknown key 'height_below'"),
         (b'id = "dark"\nwidth_below = 50\nmatch = 0.4\nreview = 0.5', "its own 'id'"),
     ],
@@ -273,6 +274,16 @@ def test_shipped_bands_never_trust_a_face_too_small_dark_or_blurred_as_a_clear_o
                                          (100, 10.0, 120.0)):
         assert policy.limits(width, sharpness, brightness).review == policy.review  # review all the same
 
+
+
+def test_shipped_rules_judge_a_covered_face_hog_saw_whole_as_one_not_seen_frontally(policy):
+    limits = policy.limits(120, 100.0, 120.0, True, 0.05)
+    assert limits == Limits(0.0, 0.55, "covered") and policy.strength(0.3, limits) == "possible"
+    assert policy.strength(0.56, limits) is None
+    assert policy.limits(120, 100.0, 120.0, True, 0.3).band is None
+    assert policy.limits(120, 100.0, 120.0, True, None).band is None  # stored before it was measured: unknown
+    decision = policy.decide(facts(distance=0.3, match="possible", band="covered"))
+    assert (decision.action, decision.rule) == ("review", "not-seen-frontally")
 
 
 def test_shipped_rules_never_remove_a_face_not_seen_frontally_and_say_why_it_is_reviewed(policy):
