@@ -54,7 +54,7 @@ class Decider:
         self.ruled_out = RuledOut.build([(person_id, embedding, policy.look_alike_limit(policy.limits(*quality).match))
                                          for person_id, embedding, quality in self.store.decisions.ruled_out()])
 
-    def _hold_current_facts(self) -> None:
+    def hold_current_facts(self) -> None:
         """Inside a write: hold the facts steady, and take them anew if they changed since loaded."""
         if self.store.audit.hold_facts() != self.facts_version:
             self._load()
@@ -72,7 +72,7 @@ class Decider:
     def update(self, sha256s: list[str] | None = None) -> None:
         """Rematch and re-decide the media ``sha256s`` (every media item when None), in one transaction."""
         with self.store.write():
-            self._hold_current_facts()
+            self.hold_current_facts()
             self.rematch(sha256s)
             self.redecide(sha256s)
 
@@ -83,7 +83,7 @@ class Decider:
         of enrolled people.
         """
         with self.store.write():
-            self._hold_current_facts()
+            self.hold_current_facts()
             rows, face_ids_done = [], []
             for frame in self.store.observations.media_faces(sha256s):
                 face_ids_done.extend(frame.ids)
@@ -95,7 +95,7 @@ class Decider:
     def matched_faces(self, faces: list[ObservedFace]) -> list[bool]:
         """For the faces of one file: whether each matches an enrolled person."""
         if self.store.in_write:
-            self._hold_current_facts()
+            self.hold_current_facts()
         matched = [False] * len(faces)
         frames: dict[float | None, list[int]] = {}
         for index, face in enumerate(faces):
@@ -175,7 +175,7 @@ class Decider:
             return
         decisions = self.store.decisions
         with self.store.write():
-            self._hold_current_facts()
+            self.hold_current_facts()
             matches, old = decisions.match_facts(sha256s), decisions.of_media(sha256s)
             reviews = decisions.reviews_of_media(sha256s)
             outcome = decide_items(self.snapshot, self._with_ruled_out(matches), old, reviews, self.actor,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from matcher.decide import VERDICTS, shown_version, verdict_sha256
-from matcher.model import DecisionRecord, NewAuditEntry, PendingReview, Review
+from matcher.model import DecisionRecord, MatchFact, NewAuditEntry, PendingReview, Review
+from matcher.policy import Facts
+from matcher.services.deciding import Decider
 from matcher.services.errors import ActionError
 from matcher.services.session import Session
+from matcher.store import Store
 
 
 def decide(session: Session, item: str, verdict: str, reviewer: str, note: str | None,
@@ -25,13 +28,32 @@ def decide(session: Session, item: str, verdict: str, reviewer: str, note: str |
     if verdict not in VERDICTS:
         raise ActionError(f"the verdict is one of {', '.join(VERDICTS)}")
     store = session.store
+    actor = f"reviewer:{reviewer}"
+    decider = session.decider(actor)
+    with store.write():
+        # Checked in the transaction that writes the verdict, the facts held: what was shown is
+        # compared with what stands when the verdict lands, not a moment before.
+        decider.hold_current_facts()
+        decision, match, facts = _standing(store, decider, item, verdict, seen)
+        store.decisions.set_review(Review(decision.path, decision.person_id, verdict, reviewer, note,
+                                          verdict_sha256(verdict, facts, match.face_id)))
+        store.audit.append([NewAuditEntry(actor, "review", f"item:{item}", old="review", new=VERDICTS[verdict][0],
+                                          rule="reviewer", detail=_detail(verdict, note), about=decision.person_id)])
+        if verdict == "not-them":
+            decider.redecide_person(decision.person_id)  # takes the new ruled face in (a change of the facts)
+        else:
+            decider.redecide([match.sha256])
+    return decision
+
+
+def _standing(store: Store, decider: Decider, item: str, verdict: str,
+              seen: str | None) -> tuple[DecisionRecord, MatchFact, Facts]:
+    """The item's decision, match and facts as they stand, or why the verdict cannot be given."""
     decision = store.decisions.by_item(item)
     if decision is None:
         raise ActionError(f"no item {item!r} (it may have been decided again since the queue was shown)")
     if decision.action != "review":
         raise ActionError(f"item {item} is not waiting for review (decision: {decision.action}, rule {decision.rule})")
-    actor = f"reviewer:{reviewer}"
-    decider = session.decider(actor)
     match, facts = decider.item_facts(decision.path, decision.face_id)
     if seen is not None and seen != shown_version(decision.face_id, match.distance, decision.rule, decision.reason):
         raise ActionError(f"item {item} was decided again since it was shown (now [{decision.rule}] "
@@ -42,16 +64,7 @@ def decide(session: Session, item: str, verdict: str, reviewer: str, note: str |
         raise ActionError(f"item {item} is a confident match of {facts.person} (distance {facts.distance:.3f}): "
                           "'not them' is for possible matches; keep it if it may stay (it is reviewed again "
                           "when the facts change)")
-    with store.write():
-        store.decisions.set_review(Review(decision.path, decision.person_id, verdict, reviewer, note,
-                                          verdict_sha256(verdict, facts, match.face_id)))
-        store.audit.append([NewAuditEntry(actor, "review", f"item:{item}", old="review", new=VERDICTS[verdict][0],
-                                          rule="reviewer", detail=_detail(verdict, note), about=decision.person_id)])
-        if verdict == "not-them":
-            decider.redecide_person(decision.person_id)  # takes the new ruled face in (a change of the facts)
-        else:
-            decider.redecide([match.sha256])
-    return decision
+    return decision, match, facts
 
 
 def _detail(verdict: str, note: str | None) -> str | None:
