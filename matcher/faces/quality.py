@@ -17,14 +17,18 @@ SHARPNESS_SIDE = 150  # the face is measured at this size, so sharpness does not
 # or the one a proposal gives in its stead): rows, columns.
 LOWER_FACE = (slice(90, 135), slice(35, 115))
 UPPER_FACE = (slice(15, 65), slice(15, 135))
-# A lower face with less fine texture than this share of the upper face's is covered (a mask, a
-# scarf): measured on lfw10 and bbt faces (140), clean and degraded as uploads are (45 px, JPEG 20,
-# blurred, motion-blurred, dark with noise, grey: 1,258 faces), none under 0.27; covered as
-# bench/conditions.py covers them or by a mask drawn on the landmarks, every one of the 56 faces HOG
-# still saw whole in the scan was under 0.15 (58 of 65 of those whole-image HOG saw, as enrollment
-# finds faces): models/dlib_resnet_v1.md. The median, not the mean: a cover's edge is a line of
-# texture in a flat patch. The enrollment gate refuses such references.
+# A lower face with less fine texture than this share of the upper face's is covered by something
+# flat (a plain mask, a scarf, a block): bench/cover_measure.py on the lfw10 and bbt faces, clean
+# and degraded as uploads are (40/60 px, JPEG 20, blurred, motion-blurred, dark with noise, grey:
+# 1,106 faces the scan saw whole), none under 0.27; of the faces HOG still saw whole behind a flat
+# cover, 58 of 71 under 0.15. A textured cover (fabric grain, pleats) has texture of its own and is
+# not told (0 of 167 with grain of sigma 4 or more or pleats): models/dlib_resnet_v1.md. The median,
+# not the mean: a cover's edge is a line of texture in a flat patch. The enrollment gate refuses
+# references under it.
 COVERED_LOWER_TEXTURE = 0.15
+# Eyes and brows with less texture than this (grey levels of the absolute Laplacian) give the
+# ratio nothing to stand on: an almost black face, a flat picture. Their lower face is unknown.
+FLAT_UPPER_FACE = 0.2
 
 
 def face_grey(rgb: np.ndarray, box: Box) -> np.ndarray | None:
@@ -62,7 +66,10 @@ def lower_texture(rgb: np.ndarray, box: Box) -> float | None:
     if grey is None:
         return None
     detail = np.abs(cv2.Laplacian(cv2.GaussianBlur(grey.astype(np.float32), (0, 0), 1.0), cv2.CV_32F))
-    return round(float(np.median(detail[LOWER_FACE]) / (np.median(detail[UPPER_FACE]) + 1e-3)), 3)
+    upper = float(np.median(detail[UPPER_FACE]))
+    if upper < FLAT_UPPER_FACE:
+        return None  # nothing to compare with (a face too dark to show texture, a flat picture): unknown
+    return round(float(np.median(detail[LOWER_FACE])) / upper, 3)
 
 
 def covered(rgb: np.ndarray, box: Box) -> bool:

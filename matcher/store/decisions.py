@@ -161,7 +161,7 @@ class Decisions:
                 [review.path, review.person_id, review.verdict, review.reviewer, review.note, review.facts_sha256,
                  self.db.now()])
 
-    def ruled_out(self) -> list[tuple[int, np.ndarray, tuple[int, float | None, float | None, bool]]]:
+    def ruled_out(self) -> list[tuple[int, np.ndarray, tuple[int, float | None, float | None, bool, float | None]]]:
         """``(person id, embedding, quality measures)`` of each face a reviewer ruled is not the person
         it matched: the face each "not them" verdict was given on (the item's decided face)."""
         return [(row["person_id"], from_blob(row["embedding"]), face_measures(row["quality"], row["left"], row["right"]))

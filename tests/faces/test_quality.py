@@ -71,3 +71,17 @@ def test_a_reference_photo_with_the_lower_face_covered_is_refused(photos):
             reference_from_bytes("masked.png", encoded.getvalue(), engine)
         refused += 1
     assert refused >= 3
+
+
+def test_a_face_with_no_texture_to_compare_with_is_unknown_not_covered(photos):
+    """A flat picture, or a face almost black: the upper face shows nothing for the lower to be
+    measured against, so the measure is unknown (never in the band), not 'covered'."""
+    from matcher.model import Box
+
+    assert lower_texture(np.full((200, 200, 3), 90, np.uint8), Box(20, 180, 180, 20)) is None
+    engine = process_engine(DlibSpec())
+    for photo in photos[::5]:
+        [face] = engine.faces(photo)
+        almost_black = np.ascontiguousarray((photo * 0.02).round().astype(np.uint8))  # brightness about 2
+        assert lower_texture(almost_black, face.box) is None
+        assert lower_texture(photo, face.box) > COVERED_LOWER_TEXTURE
