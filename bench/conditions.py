@@ -13,6 +13,7 @@ folder per condition:
     crowd            a wide shot of twelve strangers at 60-100 px around one enrolled person
     tilt-25/tilt-40  the photo turned in plane by 25 or 40 degrees (both ways), face ~150 px
     covered          the lower face (nose and mouth) covered, as by a mask or a hand
+    covered-fabric   the same cover with a fabric's grain and pleats (texture of its own)
     low-light        darkened (gamma 2.2, a quarter of the light) with sensor noise
     repost           shrunk to 640 px and saved at JPEG quality 20
     motion-blur      a 9 px horizontal motion blur
@@ -67,7 +68,7 @@ from PIL import Image, ImageDraw
 
 ENROLLED = ("Ariel_Sharon", "Colin_Powell", "George_W_Bush", "Hugo_Chavez", "Tony_Blair", "Gerhard_Schroeder")
 CONDITIONS = ("small-45", "small-60", "small-90", "crowd", "tilt-25", "tilt-40", "covered", "low-light", "repost",
-              "motion-blur", "grey", "mirror")
+              "motion-blur", "grey", "mirror", "covered-fabric")
 
 
 @dataclass
@@ -159,7 +160,7 @@ def moved_box(box, size, new_size, condition: str) -> tuple[int, int, int, int]:
 
 def degrade(image: Image.Image, condition: str, rng: np.random.Generator) -> Image.Image:
     """One photo in a condition that needs no composition."""
-    if condition == "covered":
+    if condition in ("covered", "covered-fabric"):
         out = image.copy()
         left, top, right, bottom = face_box(image)
         height = bottom - top
@@ -167,7 +168,14 @@ def degrade(image: Image.Image, condition: str, rng: np.random.Generator) -> Ima
         colour = tuple(int(c) for c in rng.integers(40, 220, 3))
         draw.rounded_rectangle((left - 4, top + int(height * 0.52), right + 4, bottom + int(height * 0.15)),
                                radius=height // 6, fill=colour)
-        return out
+        if condition == "covered":
+            return out
+        # A fabric mask: grain, and a darker fold every 12 rows (what a flat cover lacks).
+        pixels = np.asarray(out).astype(np.float32)
+        cover = np.all(pixels == colour, axis=2)[..., None]
+        folds = ((np.arange(pixels.shape[0]) // 4) % 3 == 0)[:, None, None] * 25.0
+        textured = pixels + cover * (rng.normal(0, 6, pixels.shape) - folds)
+        return Image.fromarray(np.clip(textured, 0, 255).astype(np.uint8))
     if condition == "low-light":
         array = np.asarray(image, dtype=np.float32) / 255
         dark = (array ** 2.2) * 0.25 * 255 + rng.normal(0, 6, array.shape)
