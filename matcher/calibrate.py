@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from matcher.faces import FaceEngine
+from matcher.faces.quality import COVERED_LOWER_TEXTURE
 from matcher.media import MediaError, decode_image, sniff
 from matcher.model import Box
 from matcher.policy import Band
@@ -320,7 +321,7 @@ DEGRADATIONS = ("clean", "width-28", "width-32", "width-40", "width-60", "width-
 # The band layout measured when the rules file gives none (ids, and the limits a face is under).
 DEFAULT_BANDS = (
     ("not-frontal", {"frontal": False}),
-    ("covered", {"lower_texture_below": 0.15}),
+    ("covered", {"lower_texture_below": COVERED_LOWER_TEXTURE}),
     ("unmeasured", {"width_below": 28}),
     ("tiny", {"width_below": 40}),
     ("dark", {"brightness_below": 60}),

@@ -58,11 +58,15 @@ def _laplacian_variance(grey: np.ndarray) -> float:
 def lower_texture(rgb: np.ndarray, box: Box) -> float | None:
     """How much fine texture the lower face (nose, mouth) shows for the upper face's (eyes, brows),
     measured upright: about 1 for a face seen whole, near 0 for one behind a mask (None: no face)."""
-    import cv2
-
     if box.angle:
         rgb, box = upright_crop(rgb, box)
-    grey = face_grey(rgb, box)
+    return _lower_texture_of(face_grey(rgb, box))
+
+
+def _lower_texture_of(grey: np.ndarray | None) -> float | None:
+    """``lower_texture`` of an upright face's crop in grey at 150 px (None: no crop)."""
+    import cv2
+
     if grey is None:
         return None
     detail = np.abs(cv2.Laplacian(cv2.GaussianBlur(grey.astype(np.float32), (0, 0), 1.0), cv2.CV_32F))
@@ -89,5 +93,6 @@ def measure(rgb: np.ndarray, box: Box, width_in_original: int) -> FaceQuality:
         brightness=round(float(grey.mean()), 1),
         contrast=round(float(grey.std()), 1),
         frontal=box.frontal,
-        lower_texture=lower_texture(rgb, box),
+        # The crop above, unless the face must be turned upright first.
+        lower_texture=lower_texture(rgb, box) if box.angle else _lower_texture_of(grey),
     )
